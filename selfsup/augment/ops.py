@@ -1,0 +1,149 @@
+"""Batched image augmentations with per-sample random parameters.
+
+Every op takes a whole batch on any device and a ``torch.Generator`` (on the CPU): the
+per-sample parameters (crop boxes, jitter factors, blur sigmas, masks) are drawn from it
+as tensors, so the result depends only on the generator's seed, never on global state or
+on the device. There is no Python loop over samples.
+
+Colour jitter, grayscale and their random application are folded into one per-sample
+affine colour transform (brightness, saturation and hue are linear in RGB, contrast is
+affine), applied with a single batched matrix product. Unlike torchvision, which applies
+the four jitters in a random order and clamps after each, we apply them in the fixed
+order brightness, contrast, saturation, hue and clamp once at the end.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+# ITU-R 601 luma, as torchvision's rgb_to_grayscale
+LUMA = torch.tensor([0.299, 0.587, 0.114])
+# RGB -> YIQ; hue rotation is a rotation of the (I, Q) chroma plane
+RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114],
+                           [0.596, -0.274, -0.322],
+                           [0.211, -0.523, 0.312]])
+YIQ_TO_RGB = torch.linalg.inv(RGB_TO_YIQ)
+
+
+def uniform(generator: torch.Generator, n: int, low: float, high: float) -> torch.Tensor:
+    return torch.rand(n, generator=generator) * (high - low) + low
+
+
+def bernoulli(generator: torch.Generator, n: int, p: float) -> torch.Tensor:
+    return torch.rand(n, generator=generator) < p
+
+
+def random_resized_crop(images: torch.Tensor, size: int, generator: torch.Generator,
+                        scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), flip_p: float = 0.5) -> torch.Tensor:
+    """Crop a random box per sample (area fraction in ``scale``, aspect ratio in ``ratio``),
+    flip it horizontally with probability ``flip_p`` and resample it to ``size`` x ``size``
+    with one bilinear ``grid_sample`` for the whole batch. Returns float in [0, 1].
+
+    Boxes that would not fit are shrunk to fit (torchvision retries, then centre-crops)."""
+    n = images.shape[0]
+    area = uniform(generator, n, *scale)
+    log_ratio = uniform(generator, n, math.log(ratio[0]), math.log(ratio[1]))
+    aspect = torch.exp(log_ratio)
+    width = torch.sqrt(area * aspect).clamp(max=1.0)  # fractions of the image side
+    height = torch.sqrt(area / aspect).clamp(max=1.0)
+    center_x = width / 2 + torch.rand(n, generator=generator) * (1 - width)
+    center_y = height / 2 + torch.rand(n, generator=generator) * (1 - height)
+    flip = bernoulli(generator, n, flip_p)
+    return crop_boxes(images, size, center_x, center_y, width, height, flip)
+
+
+def crop_boxes(images, size, center_x, center_y, width, height, flip=None) -> torch.Tensor:
+    """Resample boxes given in fractions of the image (centre, width, height) to ``size``."""
+    device = images.device
+    steps = (torch.arange(size, device=device, dtype=torch.float32) + 0.5) / size * 2 - 1
+    sign = torch.ones_like(width) if flip is None else 1 - 2 * flip.float()
+    # normalised grid coordinates: image spans [-1, 1]; box = centre ± half-size
+    gx = (center_x * 2 - 1).to(device)[:, None] + (width * sign).to(device)[:, None] * steps[None, :]
+    gy = (center_y * 2 - 1).to(device)[:, None] + height.to(device)[:, None] * steps[None, :]
+    grid = torch.stack(torch.broadcast_tensors(gx[:, None, :], gy[:, :, None]), dim=-1)
+    x = images.float().div_(255) if images.dtype == torch.uint8 else images.float()
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def color_matrices(generator: torch.Generator, n: int, jitter_p: float, brightness: float,
+                   contrast: float, saturation: float, hue: float, grayscale_p: float):
+    """Per-sample colour transform ``x -> M x + c * mean_luma(x)`` as (M, c).
+
+    brightness b: x*b; contrast k: k*x + (1-k)*mean luma; saturation s: s*x + (1-s)*luma;
+    hue h: rotate the YIQ chroma plane by 2*pi*h; grayscale: replace RGB by luma."""
+    jitter = bernoulli(generator, n, jitter_p)
+    b = torch.where(jitter, uniform(generator, n, max(0, 1 - brightness), 1 + brightness), 1.0)
+    k = torch.where(jitter, uniform(generator, n, max(0, 1 - contrast), 1 + contrast), 1.0)
+    s = torch.where(jitter, uniform(generator, n, max(0, 1 - saturation), 1 + saturation), 1.0)
+    h = torch.where(jitter, uniform(generator, n, -hue, hue), 0.0)
+    gray = bernoulli(generator, n, grayscale_p)
+    return color_transform(b, k, s, h, gray)
+
+
+def color_transform(b, k, s, h, gray):
+    """(M, c) for per-sample brightness ``b``, contrast ``k``, saturation ``s``, hue ``h``
+    and grayscale flags ``gray`` (each of shape (n,))."""
+    n = len(b)
+    eye = torch.eye(3).expand(n, 3, 3)
+    to_luma = torch.ones(3, 1) @ LUMA[None, :]  # each output channel = luma
+    matrix = (b * k)[:, None, None] * eye
+    matrix = (s[:, None, None] * eye + (1 - s)[:, None, None] * to_luma) @ matrix
+    angle = 2 * math.pi * h
+    rotation = torch.zeros(n, 3, 3)
+    rotation[:, 0, 0] = 1
+    rotation[:, 1, 1], rotation[:, 1, 2] = torch.cos(angle), -torch.sin(angle)
+    rotation[:, 2, 1], rotation[:, 2, 2] = torch.sin(angle), torch.cos(angle)
+    matrix = (YIQ_TO_RGB @ rotation @ RGB_TO_YIQ) @ matrix
+    matrix = torch.where(gray[:, None, None], to_luma @ matrix, matrix)
+    # contrast blends with the mean luma of the brightened image; saturation, hue and
+    # grayscale leave a grey constant unchanged, so the offset passes through them as is
+    offset = (1 - k) * b
+    return matrix, offset
+
+
+def apply_color(x: torch.Tensor, matrix: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+    n, c, h, w = x.shape
+    flat = x.reshape(n, c, h * w)
+    mean_luma = (LUMA.to(x.device) @ flat).mean(dim=-1)  # (n,)
+    out = torch.baddbmm((offset.to(x.device) * mean_luma)[:, None, None].expand(n, c, 1),
+                        matrix.to(x.device), flat)
+    return out.clamp_(0, 1).reshape(n, c, h, w)
+
+
+def gaussian_blur(x: torch.Tensor, generator: torch.Generator, p: float,
+                  sigma=(0.1, 2.0), kernel_fraction: float = 0.1) -> torch.Tensor:
+    """Separable Gaussian blur with a per-sample sigma, applied with probability ``p``.
+    Kernel size is ``kernel_fraction`` of the image side (odd, at least 3), as in SimCLR."""
+    n, c, h, w = x.shape
+    apply = bernoulli(generator, n, p)
+    sigmas = uniform(generator, n, *sigma)
+    if not bool(apply.any()):
+        return x
+    radius = max(1, int(kernel_fraction * max(h, w)) // 2)
+    taps = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    kernel = torch.exp(-(taps[None, :] ** 2) / (2 * sigmas[:, None] ** 2))
+    kernel = kernel / kernel.sum(dim=1, keepdim=True)
+    identity = (taps == 0).float().expand(n, -1)
+    kernel = torch.where(apply[:, None], kernel, identity).to(x.device)
+    weight = kernel.repeat_interleave(c, dim=0)  # (n*c, K)
+    planes = x.reshape(1, n * c, h, w)
+    planes = F.conv2d(F.pad(planes, (radius, radius, 0, 0), mode="reflect"),
+                      weight[:, None, None, :], groups=n * c)
+    planes = F.conv2d(F.pad(planes, (0, 0, radius, radius), mode="reflect"),
+                      weight[:, None, :, None], groups=n * c)
+    return planes.reshape(n, c, h, w)
+
+
+def solarize(x: torch.Tensor, generator: torch.Generator, p: float, threshold: float = 0.5):
+    """Invert pixels at or above ``threshold`` in the samples picked with probability ``p``."""
+    apply = bernoulli(generator, x.shape[0], p).to(x.device)[:, None, None, None]
+    return torch.where(apply & (x >= threshold), 1 - x, x)
+
+
+def normalize(x: torch.Tensor, mean, std) -> torch.Tensor:
+    mean = torch.as_tensor(mean, device=x.device, dtype=x.dtype)[None, :, None, None]
+    std = torch.as_tensor(std, device=x.device, dtype=x.dtype)[None, :, None, None]
+    return (x - mean) / std

@@ -1,0 +1,63 @@
+"""Backbones: map a batch of images to a (B, D) embedding; ``backbone.dim`` is D.
+
+- ``smallcnn``: four 3x3 conv blocks (32-64-128-256 channels, BatchNorm, ReLU, stride 2
+  from the second on), global average pooling; suited to 8-32 px images on a CPU.
+- ``resnet18`` / ``resnet50``: torchvision ResNets without the classifier; with
+  ``small_stem`` the 7x7 stride-2 stem and max-pool become one 3x3 stride-1 conv, the
+  usual change for 32-96 px images (as in the SimCLR CIFAR-10 experiments).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class SmallCNN(nn.Module):
+    def __init__(self, channels=(32, 64, 128, 256)):
+        super().__init__()
+        layers, previous = [], 3
+        for i, width in enumerate(channels):
+            layers += [nn.Conv2d(previous, width, 3, stride=1 if i == 0 else 2, padding=1, bias=False),
+                       nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+            previous = width
+        self.features = nn.Sequential(*layers)
+        self.dim = previous
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x).mean(dim=(2, 3))
+
+
+class TorchvisionResNet(nn.Module):
+    def __init__(self, depth: int, small_stem: bool):
+        super().__init__()
+        import torchvision
+
+        net = getattr(torchvision.models, f"resnet{depth}")(weights=None)
+        if small_stem:
+            net.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+            net.maxpool = nn.Identity()
+        self.dim = net.fc.in_features
+        net.fc = nn.Identity()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+BACKBONES = {
+    "smallcnn": lambda small_stem: SmallCNN(),
+    "resnet18": lambda small_stem: TorchvisionResNet(18, small_stem),
+    "resnet50": lambda small_stem: TorchvisionResNet(50, small_stem),
+}
+
+
+def default_backbone(image_size: int) -> str:
+    """``smallcnn`` for images up to 64 px, ``resnet18`` above."""
+    return "smallcnn" if image_size <= 64 else "resnet18"
+
+
+def create(name: str, small_stem: bool = True) -> nn.Module:
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r}; available: {', '.join(BACKBONES)}")
+    return BACKBONES[name](small_stem)

@@ -1,0 +1,138 @@
+"""The ``selfsup`` command line: each command maps to one public Python function."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+import warnings
+
+from selfsup.config import PretrainConfig
+
+EPILOG = "Run `selfsup COMMAND --help` for the options of a command."
+
+
+def _pretrain_parser(sub) -> None:
+    parser = sub.add_parser("pretrain", help="pretrain an encoder with a self-supervised method",
+                            description="Pretrain an encoder on DATA with METHOD, evaluate it "
+                                        "(kNN, linear probe, RankMe) and write a run directory.",
+                            argument_default=argparse.SUPPRESS)
+    for f in dataclasses.fields(PretrainConfig):
+        if not f.metadata.get("cli", True):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default
+        help_text = f.metadata["help"] + ("" if default is None or f.metadata.get("required") else f" (default: {default})")
+        base = f.type.replace(" | None", "")
+        if base == "bool":
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, help=help_text)
+        else:
+            parser.add_argument(flag, type={"int": int, "float": float, "str": str}[base],
+                                required=f.metadata.get("required", False), help=help_text,
+                                metavar=f.name.upper())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="selfsup", epilog=EPILOG,
+                                     description="Self-supervised representation learning: pretrain, "
+                                                 "evaluate and use encoders on unlabeled data.")
+    parser.add_argument("--version", action="version", version=f"selfsup {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _pretrain_parser(sub)
+
+    evaluate = sub.add_parser("evaluate", help="re-evaluate a run's last checkpoint",
+                              description="kNN top-1, linear-probe top-1 and RankMe of a run's "
+                                          "backbone, beside the same backbone with random weights.")
+    evaluate.add_argument("run", metavar="RUN_DIR", help="run directory written by `selfsup pretrain`")
+    evaluate.add_argument("--data", help="labelled data source to evaluate on (default: the run's data; "
+                                         "its fixed holdout split is the test set)")
+    evaluate.add_argument("--knn-k", type=int, help="neighbours of the weighted kNN (default: the run's)")
+
+    embed = sub.add_parser("embed", help="write one embedding per sample to a file",
+                           description="Embed every sample of a data source with a run's backbone.")
+    embed.add_argument("run", metavar="RUN_DIR", help="run directory written by `selfsup pretrain`")
+    embed.add_argument("--data", help="data source to embed (default: the run's data)")
+    embed.add_argument("--out", required=True,
+                       help="output file: .parquet (columns id, embedding[, label]) or .npy "
+                            "(array; ids in <name>.ids.txt)")
+
+    sub.add_parser("datasets", help="list the built-in datasets",
+                   description="List the built-in datasets (they ship offline).")
+    sub.add_parser("methods", help="list the self-supervised methods",
+                   description="List the self-supervised methods and their papers.")
+    return parser
+
+
+def _version() -> str:
+    from selfsup import __version__
+
+    return __version__
+
+
+def run(argv: list[str] | None = None) -> int:
+    args = vars(build_parser().parse_args(argv))
+    command = args.pop("command")
+    if command == "pretrain":
+        from selfsup.train import pretrain
+
+        summary = pretrain(PretrainConfig(**args))
+        if summary:
+            print(summary_line(summary))
+    elif command == "evaluate":
+        from selfsup.evaluate.run import evaluate_run
+
+        print(json.dumps(evaluate_run(args["run"], args["data"], args["knn_k"]), indent=2))
+    elif command == "embed":
+        from selfsup.tasks import embed_run
+
+        rows = embed_run(args["run"], args["data"], args["out"])
+        print(f"wrote {rows} embeddings to {args['out']}")
+    elif command == "datasets":
+        from selfsup.data import BUILTIN_DATASETS
+
+        print(f"{'name':<10} {'modality':<9} {'size':>6}  labels  description")
+        for d in BUILTIN_DATASETS.values():
+            print(f"{d.name:<10} {d.modality:<9} {d.size:>6}  {'yes' if d.has_labels else 'no':<6}  {d.description}")
+    elif command == "methods":
+        from selfsup.methods import METHODS
+
+        print(f"{'name':<8} {'year':<5} {'recipe':<7} paper")
+        for m in METHODS.values():
+            print(f"{m.name:<8} {m.year:<5} {m.recipe:<7} {m.paper}")
+    return 0
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def summary_line(s: dict) -> str:
+    return (f"{s['method']} on {s['data']}: kNN top-1 {_fmt(s['knn_top1'])} "
+            f"(random weights {_fmt(s['baseline_knn_top1'])}), linear top-1 {_fmt(s['linear_top1'])} "
+            f"(random weights {_fmt(s['baseline_linear_top1'])}), RankMe {s['rankme']:.1f}, "
+            f"{s['epochs']} epochs in {s['seconds']:.0f} s")
+
+
+def main(argv: list[str] | None = None) -> None:
+    from selfsup.config import ConfigError
+    from selfsup.data import DataError
+    from selfsup.train.checkpoint import CheckpointError
+    from selfsup.train.module import DivergenceError
+
+    warnings.simplefilter("default")
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    try:
+        sys.exit(run(argv))
+    except (ConfigError, DataError, CheckpointError, DivergenceError) as error:
+        print(f"selfsup: error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("selfsup: interrupted; resume with --resume", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

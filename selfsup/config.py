@@ -1,0 +1,135 @@
+"""The pretraining configuration: every option, its default, its help and its check.
+
+The command line is generated from these fields, and a run directory's ``config.yaml``
+holds them all, resolved (``None`` defaults replaced by what was actually used).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """An option has a value that is not allowed; the message names field, value and rule."""
+
+
+def option(default, help: str, **metadata):
+    return field(default=default, metadata={"help": help, **metadata})
+
+
+@dataclass
+class PretrainConfig:
+    data: str = option(None, "data source: a built-in dataset name (see `selfsup datasets`), "
+                             "a folder of images, or a .npy/.npz uint8 image array", required=True)
+    method: str = option("simclr", "self-supervised method (see `selfsup methods`)")
+    out: str | None = option(None, "run directory (default: runs/<data>-<method>, numbered if taken)")
+    epochs: int | None = option(None, "training epochs (default: 30 for digits, 100 otherwise)")
+    batch_size: int = option(256, "images per optimizer step (all processes together)")
+    backbone: str | None = option(None, "smallcnn, resnet18 or resnet50 "
+                                        "(default: smallcnn up to 64 px, resnet18 above)")
+    small_stem: bool = option(True, "ResNet stem for small images: 3x3 stride-1 conv, no max-pool")
+    image_size: int | None = option(None, "side in pixels images are resized to "
+                                          "(default: digits 32, folders the median short side up to 224, arrays as stored)")
+    optimizer: str | None = option(None, "lars, sgd or adamw (default: the method paper's)")
+    lr: float | None = option(None, "learning rate per 256 images, scaled by batch_size/256 "
+                                    "(default: the method paper's)")
+    weight_decay: float | None = option(None, "weight decay (default: the method paper's)")
+    warmup_epochs: int | None = option(None, "linear learning-rate warm-up before cosine decay "
+                                             "(default: a tenth of the epochs)")
+    crop_min_scale: float = option(0.08, "smallest area fraction of a random resized crop, in (0, 1]")
+    temperature: float | None = option(None, "softmax temperature of contrastive losses (SimCLR default 0.5)")
+    momentum: float | None = option(None, "base EMA momentum of the target network (BYOL default 0.99)")
+    holdout: float = option(0.2, "fraction of labelled data held out (stratified, fixed) for evaluation "
+                                 "and excluded from pretraining; 0 to pretrain on all")
+    knn_k: int = option(20, "neighbours of the weighted kNN evaluation")
+    seed: int = option(0, "seed of every random draw (weights, data order, augmentations)")
+    accelerator: str = option("cpu", "Lightning accelerator: cpu, gpu, auto")
+    devices: str = option("1", "Lightning devices: a count, a list like 0,1, or auto")
+    precision: str = option("32-true", "Lightning precision: 32-true, bf16-mixed, 16-mixed")
+    resume: bool = option(False, "continue the run in --out from its last checkpoint")
+    mean: list | None = option(None, "per-channel input mean (measured on the data)", cli=False)
+    std: list | None = option(None, "per-channel input std (measured on the data)", cli=False)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def save(self, path: Path) -> None:
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        temporary.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> "PretrainConfig":
+        try:
+            values = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as error:
+            raise ConfigError(f"{path}: cannot read config ({error})") from None
+        return from_dict(values, str(path))
+
+
+def from_dict(values: dict, where: str = "config") -> PretrainConfig:
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where}: expected a mapping of options, got {type(values).__name__}")
+    names = {f.name for f in dataclasses.fields(PretrainConfig)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(f"{where}: unknown option {unknown[0]!r}; known: {', '.join(sorted(names))}")
+    config = PretrainConfig(**values)
+    validate(config)
+    return config
+
+
+WORDS = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false",
+         "list": "a list"}
+
+
+def _check(condition: bool, name: str, value, rule: str) -> None:
+    if not condition:
+        raise ConfigError(f"{name}={value!r}: {rule}")
+
+
+def validate(config: PretrainConfig) -> None:
+    """Raise ``ConfigError`` naming the first field whose value is not allowed."""
+    from selfsup import backbones, methods
+    from selfsup.train.optim import OPTIMIZERS
+
+    types = {f.name: f.type for f in dataclasses.fields(PretrainConfig)}
+    for name, declared in types.items():
+        value = getattr(config, name)
+        if value is None:
+            _check(" | None" in declared, name, value, "is required")
+            continue
+        base = declared.replace(" | None", "")
+        expected = {"int": int, "float": (int, float), "str": str, "bool": bool, "list": list}[base]
+        ok = isinstance(value, expected) and not (base in ("int", "float") and isinstance(value, bool))
+        _check(ok, name, value, f"expected {WORDS[base]}")
+
+    _check(config.method in methods.METHODS, "method", config.method,
+           f"expected one of {', '.join(methods.METHODS)}")
+    _check(config.backbone is None or config.backbone in backbones.BACKBONES, "backbone",
+           config.backbone, f"expected one of {', '.join(backbones.BACKBONES)}")
+    _check(config.optimizer is None or config.optimizer in OPTIMIZERS, "optimizer",
+           config.optimizer, f"expected one of {', '.join(OPTIMIZERS)}")
+    _check(config.epochs is None or config.epochs >= 1, "epochs", config.epochs, "expected >= 1")
+    _check(config.batch_size >= 2, "batch_size", config.batch_size, "expected >= 2")
+    _check(config.image_size is None or 8 <= config.image_size <= 1024, "image_size",
+           config.image_size, "expected 8 to 1024")
+    _check(config.lr is None or config.lr > 0, "lr", config.lr, "expected > 0")
+    _check(config.weight_decay is None or config.weight_decay >= 0, "weight_decay",
+           config.weight_decay, "expected >= 0")
+    _check(config.warmup_epochs is None or config.warmup_epochs >= 0, "warmup_epochs",
+           config.warmup_epochs, "expected >= 0")
+    _check(0 < config.crop_min_scale <= 1, "crop_min_scale", config.crop_min_scale,
+           "expected in (0, 1]")
+    _check(config.temperature is None or config.temperature > 0, "temperature",
+           config.temperature, "expected > 0")
+    _check(config.momentum is None or 0 <= config.momentum < 1, "momentum", config.momentum,
+           "expected in [0, 1)")
+    _check(0 <= config.holdout < 1, "holdout", config.holdout, "expected in [0, 1)")
+    _check(config.knn_k >= 1, "knn_k", config.knn_k, "expected >= 1")
+    _check(config.precision in ("32-true", "32", "bf16-mixed", "16-mixed", "bf16-true"),
+           "precision", config.precision, "expected 32-true, bf16-mixed, 16-mixed or bf16-true")

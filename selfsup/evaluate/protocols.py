@@ -1,0 +1,86 @@
+"""The field's evaluation protocols on frozen embeddings.
+
+- Weighted kNN (Wu et al. 2018, "Unsupervised Feature Learning via Non-Parametric Instance
+  Discrimination"; as used by DINO): L2-normalised embeddings, cosine similarity, the k
+  most similar training samples vote for their class with weight exp(sim / T), T = 0.07.
+- Linear probe: multinomial logistic regression on standardised frozen embeddings.
+- RankMe (Garrido et al. 2023, "RankMe: Assessing the Downstream Performance of
+  Pretrained Self-Supervised Representations by Their Rank"): with the singular values
+  s_k of the embedding matrix, p_k = s_k / sum(s) + eps, RankMe = exp(-sum p_k log p_k).
+  Needs no labels; it approaches the embedding dimension for a well-spread
+  representation and 1 for a collapsed one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from selfsup.augment.ops import normalize
+
+
+@torch.no_grad()
+def embed_images(model, images: torch.Tensor, mean, std, batch_size: int = 512,
+                 device: str | torch.device = "cpu") -> torch.Tensor:
+    """Embed uint8 images (N, 3, H, W) with ``model`` in eval mode; returns float32 (N, D)."""
+    was_training = model.training
+    model.eval()
+    try:
+        parts = []
+        for start in range(0, len(images), batch_size):
+            x = images[start:start + batch_size].to(device).float().div_(255)
+            parts.append(model(normalize(x, mean, std)).float().cpu())
+        return torch.cat(parts)
+    finally:
+        model.train(was_training)
+
+
+def knn_predict(train: torch.Tensor, train_labels: torch.Tensor, queries: torch.Tensor,
+                k: int = 20, temperature: float = 0.07, num_classes: int | None = None,
+                chunk: int = 1024) -> torch.Tensor:
+    """Weighted kNN class predictions for ``queries`` given a labelled ``train`` bank."""
+    num_classes = num_classes or int(train_labels.max()) + 1
+    k = min(k, len(train))
+    bank = F.normalize(train.float(), dim=1)
+    predictions = []
+    for start in range(0, len(queries), chunk):
+        q = F.normalize(queries[start:start + chunk].float(), dim=1)
+        similarity, index = (q @ bank.T).topk(k, dim=1)
+        weights = (similarity / temperature).exp()
+        votes = torch.zeros(len(q), num_classes).scatter_add_(1, train_labels[index], weights)
+        predictions.append(votes.argmax(dim=1))
+    return torch.cat(predictions)
+
+
+def linear_probe(train: torch.Tensor, train_labels: torch.Tensor, test: torch.Tensor,
+                 C: float = 1.0, max_iter: int = 1000) -> np.ndarray:
+    """Fit logistic regression on standardised ``train`` embeddings; predict ``test``."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    probe = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter))
+    probe.fit(train.numpy(), train_labels.numpy())
+    return probe.predict(test.numpy())
+
+
+def rankme(embeddings: torch.Tensor, eps: float = 1e-7, max_samples: int = 25_600) -> float:
+    """Effective rank of an (N, D) embedding matrix (Garrido et al. 2023)."""
+    z = embeddings[:max_samples].double()
+    singular = torch.linalg.svdvals(z)
+    p = singular / singular.sum() + eps
+    return float(torch.exp(-(p * p.log()).sum()))
+
+
+def evaluate_embeddings(train: torch.Tensor, train_labels: torch.Tensor | None,
+                        test: torch.Tensor | None, test_labels: torch.Tensor | None,
+                        knn_k: int = 20) -> dict:
+    """kNN and linear top-1 on the test part (None without labels) and RankMe of train."""
+    result = {"rankme": rankme(train), "knn_top1": None, "linear_top1": None}
+    if train_labels is not None and test is not None and test_labels is not None:
+        knn = knn_predict(train, train_labels, test, k=knn_k)
+        result["knn_top1"] = float((knn == test_labels).float().mean())
+        linear = linear_probe(train, train_labels, test)
+        result["linear_top1"] = float((linear == test_labels.numpy()).mean())
+    return result

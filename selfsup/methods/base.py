@@ -1,0 +1,41 @@
+"""What every method shares: a backbone, ``training_step(views) -> (loss, logs)``,
+``embed(x)``, a hook after each optimizer step, and the paper's optimizer defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class OptimizerDefaults:
+    """The paper's optimizer; ``lr`` is per 256 samples (scaled linearly with batch size)."""
+
+    name: str
+    lr: float
+    weight_decay: float
+
+
+class Method(nn.Module):
+    name: str = ""
+    paper: str = ""
+    year: int = 0
+    recipe: str = ""
+    optimizer: OptimizerDefaults = OptimizerDefaults("adamw", 1e-3, 0.05)
+
+    def __init__(self, backbone: nn.Module):
+        super().__init__()
+        self.backbone = backbone
+
+    def training_step(self, views: list[torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The representation used downstream: the backbone's output, before any head."""
+        return self.backbone(x)
+
+    def after_optimizer_step(self, progress: float) -> None:
+        """Called after optimizer step k of K with ``progress = k / K`` (k counts from 0)."""

@@ -1,0 +1,40 @@
+"""SimCLR: Chen, Kornblith, Norouzi, Hinton. "A Simple Framework for Contrastive Learning
+of Visual Representations", ICML 2020.
+
+Two augmented views of each image go through the backbone f and a projection MLP g
+(Linear-BN-ReLU-Linear); z = g(f(x)). The NT-Xent loss pulls the two views of a sample
+together and pushes away the other 2(N-1) views of the batch:
+
+    l(i, j) = -log exp(cos(z_i, z_j)/tau) / sum_{k != i} exp(cos(z_i, z_k)/tau)
+
+The paper trains with LARS (lr 0.3 x B/256, weight decay 1e-6), a linear warm-up then
+cosine decay, and tau 0.1 on ImageNet / 0.5 on CIFAR-10 (our default, for small images).
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from selfsup.heads import MLP
+from selfsup.losses import nt_xent
+from selfsup.methods.base import Method, OptimizerDefaults
+
+
+class SimCLR(Method):
+    name = "simclr"
+    paper = "Chen et al., A Simple Framework for Contrastive Learning of Visual Representations"
+    year = 2020
+    recipe = "simclr"
+    optimizer = OptimizerDefaults("lars", lr=0.3, weight_decay=1e-6)
+
+    def __init__(self, backbone: nn.Module, projection_dim: int = 128, hidden_dim: int | None = None,
+                 temperature: float = 0.5, gather_distributed: bool = False):
+        super().__init__(backbone)
+        self.projector = MLP(backbone.dim, hidden_dim or backbone.dim, projection_dim)
+        self.temperature = temperature
+        self.gather_distributed = gather_distributed
+
+    def training_step(self, views):
+        z1, z2 = (self.projector(self.backbone(v)) for v in views)
+        loss = nt_xent(z1, z2, self.temperature, self.gather_distributed)
+        return loss, {}

@@ -1,0 +1,47 @@
+"""Export embeddings: one row per sample, its id (file path or index) and its embedding."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from selfsup.config import ConfigError
+from selfsup.data import open_source
+from selfsup.evaluate.protocols import embed_images
+from selfsup.train.run import load_run
+
+
+def write_embeddings(path: Path, ids: list[str], embeddings: np.ndarray, labels=None) -> None:
+    """``.parquet``: columns id, embedding (fixed-size list of float32)[, label].
+    ``.npy``: the (N, D) float32 array, with the ids one per line in ``<name>.ids.txt``."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.tmp")
+    if path.suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        flat = pa.array(embeddings.astype(np.float32).reshape(-1))
+        columns = {"id": pa.array(ids), "embedding": pa.FixedSizeListArray.from_arrays(flat, embeddings.shape[1])}
+        if labels is not None:
+            columns["label"] = pa.array(np.asarray(labels))
+        pq.write_table(pa.table(columns), temporary)
+    elif path.suffix == ".npy":
+        with open(temporary, "wb") as f:
+            np.save(f, embeddings.astype(np.float32))
+        path.with_suffix(".ids.txt").write_text("".join(i + "\n" for i in ids))
+    else:
+        raise ConfigError(f"out={str(path)!r}: expected a .parquet or .npy file name")
+    os.replace(temporary, path)
+
+
+def embed_run(run_dir, data: str | None, out) -> int:
+    """Embed every sample of ``data`` (default: the run's data) with the run's backbone;
+    returns the number of rows written."""
+    config, method = load_run(run_dir)
+    source = open_source(data or config.data, config.image_size)
+    embeddings = embed_images(method.backbone, source.images, config.mean, config.std).numpy()
+    write_embeddings(Path(out), source.ids, embeddings,
+                     None if source.labels is None else source.labels.numpy())
+    return len(embeddings)

@@ -1,0 +1,158 @@
+"""Checkpoints without pickle, written atomically.
+
+A checkpoint is a directory:
+
+    weights.safetensors     the model's state_dict (loadable anywhere with safetensors)
+    state.safetensors       every other tensor of the training state (optimizer moments, ...)
+    state.json              the rest of the training state (loops, schedulers, RNG seeds,
+                            callback states) as JSON, tensors referenced by key
+
+Nothing in it can run code when loaded. It is written to a temporary sibling directory,
+fsynced, then renamed into place, so a reader never sees a half-written checkpoint; the
+``last`` link in the checkpoints directory is only moved after that (see ``link_last``).
+
+``SafeCheckpointIO`` plugs the format into Lightning, so the Trainer saves and restores
+its complete state (optimizer, schedulers, loop progress) through it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from lightning.fabric.plugins.io.checkpoint_io import CheckpointIO
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+WEIGHTS, STATE_TENSORS, STATE_JSON = "weights.safetensors", "state.safetensors", "state.json"
+FORMAT = "selfsup-checkpoint-1"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, incomplete or not in selfsup's format."""
+
+
+def _encode(value: Any, tensors: dict[str, torch.Tensor], where: str):
+    if isinstance(value, torch.Tensor):
+        key = f"t{len(tensors)}"
+        tensors[key] = value.detach().cpu().contiguous().clone()
+        return {"__tensor__": key}
+    if isinstance(value, dict):
+        return {"__dict__": [[_encode(k, tensors, where), _encode(v, tensors, f"{where}.{k}")]
+                             for k, v in value.items()]}
+    if isinstance(value, tuple):
+        return {"__tuple__": [_encode(v, tensors, f"{where}[{i}]") for i, v in enumerate(value)]}
+    if isinstance(value, list):
+        return [_encode(v, tensors, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise CheckpointError(f"cannot store {where} of type {type(value).__name__} in a checkpoint")
+
+
+def _decode(value: Any, tensors: dict[str, torch.Tensor]):
+    if isinstance(value, list):
+        return [_decode(v, tensors) for v in value]
+    if isinstance(value, dict):
+        if "__tensor__" in value:
+            return tensors[value["__tensor__"]]
+        if "__tuple__" in value:
+            return tuple(_decode(v, tensors) for v in value["__tuple__"])
+        if "__dict__" in value:
+            return {_decode(k, tensors): _decode(v, tensors) for k, v in value["__dict__"]}
+        raise CheckpointError(f"unknown entry in checkpoint state: {sorted(value)}")
+    return value
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def save_checkpoint(checkpoint: dict[str, Any], path: str | os.PathLike) -> None:
+    """Write ``checkpoint`` (a Lightning-style dict) atomically to directory ``path``."""
+    path = Path(path)
+    checkpoint = dict(checkpoint)
+    weights = {k: v.detach().cpu().contiguous().clone() for k, v in checkpoint.pop("state_dict", {}).items()}
+    tensors: dict[str, torch.Tensor] = {}
+    structure = {"format": FORMAT, "state": _encode(checkpoint, tensors, "checkpoint")}
+
+    temporary = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    temporary.mkdir(parents=True)
+    try:
+        save_file(weights, temporary / WEIGHTS)
+        save_file(tensors, temporary / STATE_TENSORS)
+        (temporary / STATE_JSON).write_text(json.dumps(structure))
+        for name in (WEIGHTS, STATE_TENSORS, STATE_JSON):
+            _fsync(temporary / name)
+        _fsync(temporary)
+        if path.exists():  # replacing a checkpoint of the same name: move the old one aside first
+            old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")
+            os.replace(path, old)
+            os.replace(temporary, path)
+            shutil.rmtree(old)
+        else:
+            os.replace(temporary, path)
+        _fsync(path.parent)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+
+
+def load_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The model state_dict of checkpoint directory ``path`` (safetensors, no pickle)."""
+    file = Path(path) / WEIGHTS
+    if not file.is_file():
+        raise CheckpointError(f"{path}: not a selfsup checkpoint (no {WEIGHTS})")
+    try:
+        return load_file(file)
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointError(f"{file}: cannot be read as safetensors ({error})") from None
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    path = Path(path)
+    for name in (WEIGHTS, STATE_TENSORS, STATE_JSON):
+        if not (path / name).is_file():
+            raise CheckpointError(f"{path}: not a complete selfsup checkpoint (no {name})")
+    try:
+        structure = json.loads((path / STATE_JSON).read_text())
+        tensors = load_file(path / STATE_TENSORS)
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointError(f"{path}: cannot read checkpoint state ({error})") from None
+    if not isinstance(structure, dict) or structure.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: unknown checkpoint format (expected {FORMAT})")
+    checkpoint = _decode(structure["state"], tensors)
+    checkpoint["state_dict"] = load_weights(path)
+    return checkpoint
+
+
+def link_last(checkpoint_dir: Path, target: Path) -> None:
+    """Atomically point ``checkpoint_dir/last`` at ``target`` (a sibling directory)."""
+    temporary = checkpoint_dir / f".last.tmp-{uuid.uuid4().hex[:8]}"
+    os.symlink(target.name, temporary)
+    os.replace(temporary, checkpoint_dir / "last")
+    _fsync(checkpoint_dir)
+
+
+class SafeCheckpointIO(CheckpointIO):
+    """Lightning plugin: save and load Trainer checkpoints in the format above."""
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None):
+        save_checkpoint(checkpoint, path)
+
+    def load_checkpoint(self, path, map_location=None, weights_only=None):
+        return load_checkpoint(path)
+
+    def remove_checkpoint(self, path):
+        shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,170 @@
+"""Lightning glue: the module that turns batches into views and steps a method, the
+sampler that fixes the data order, the JSONL metrics logger, and the checkpoint callback.
+
+Every random draw is derived from (seed, epoch) for the data order and (seed, step) for
+the augmentations, never from global state: a resumed run replays what the interrupted
+run would have done.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.loggers import Logger
+from lightning.pytorch.utilities import rank_zero_only
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from selfsup.augment import Recipe
+from selfsup.methods import Method
+from selfsup.train.checkpoint import link_last
+from selfsup.train.optim import create_optimizer, warmup_cosine
+
+
+def derived_seed(*parts: int) -> int:
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, np.uint64)[0] >> 1)
+
+
+class DivergenceError(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+class IndexedImages(Dataset):
+    """In-memory uint8 images; indexed by a batch of indices, returns (images, indices)."""
+
+    def __init__(self, images: torch.Tensor):
+        self.images = images
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, index):
+        index = torch.as_tensor(index)
+        return self.images[index], index
+
+
+class EpochBatches(Sampler):
+    """Index batches of a permutation drawn from (seed, epoch); incomplete batches dropped.
+    With several processes each takes its slice of every global batch."""
+
+    def __init__(self, size: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1):
+        self.size, self.batch_size, self.seed = size, batch_size, seed
+        self.rank, self.world_size = rank, world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self):
+        return self.size // self.batch_size
+
+    def __iter__(self):
+        order = torch.randperm(self.size, generator=torch.Generator().manual_seed(
+            derived_seed(self.seed, self.epoch)))
+        local = self.batch_size // self.world_size
+        for b in range(len(self)):
+            batch = order[b * self.batch_size:(b + 1) * self.batch_size]
+            yield batch[self.rank * local:(self.rank + 1) * local].tolist()
+
+
+def train_loader(images: torch.Tensor, batch_size: int, seed: int, rank: int = 0,
+                 world_size: int = 1) -> DataLoader:
+    sampler = EpochBatches(len(images), batch_size, seed, rank, world_size)
+    return DataLoader(IndexedImages(images), sampler=sampler, batch_size=None, num_workers=0)
+
+
+class PretrainModule(L.LightningModule):
+    def __init__(self, method: Method, recipe: Recipe, mean, std, *, optimizer: str, lr: float,
+                 weight_decay: float, warmup_epochs: int, epochs: int, steps_per_epoch: int, seed: int):
+        super().__init__()
+        self.method, self.recipe = method, recipe
+        self.mean, self.std = list(mean), list(std)
+        self.optimizer_name, self.lr, self.weight_decay = optimizer, lr, weight_decay
+        self.warmup_steps = warmup_epochs * steps_per_epoch
+        self.total_steps = epochs * steps_per_epoch
+        self.seed = seed
+
+    def training_step(self, batch, batch_idx):
+        images, _ = batch
+        generator = torch.Generator().manual_seed(derived_seed(self.seed, self.global_step, self.global_rank))
+        views = self.recipe(images, generator, self.mean, self.std)
+        loss, logs = self.method.training_step(views)
+        if not torch.isfinite(loss):
+            raise DivergenceError(f"loss is {loss.item()} at step {self.global_step} "
+                                  f"(epoch {self.current_epoch})")
+        self.log("loss", loss, prog_bar=True, on_step=True, on_epoch=True)
+        self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False)
+        for name, value in logs.items():
+            self.log(name, value, on_step=True, on_epoch=False)
+        return loss
+
+    def on_train_batch_end(self, outputs, batch, batch_idx):
+        # global_step has already advanced past the step just taken
+        self.method.after_optimizer_step((self.global_step - 1) / max(1, self.total_steps))
+
+    def configure_optimizers(self):
+        optimizer = create_optimizer(self.optimizer_name, self.method, self.lr, self.weight_decay)
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, WarmupCosine(self.warmup_steps, self.total_steps))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
+class WarmupCosine:
+    """The lr multiplier per step; a class, so LambdaLR's state_dict holds its two numbers."""
+
+    def __init__(self, warmup_steps: int, total_steps: int):
+        self.warmup_steps, self.total_steps = warmup_steps, total_steps
+
+    def __call__(self, step: int) -> float:
+        return warmup_cosine(step, self.warmup_steps, self.total_steps)
+
+
+class JsonlLogger(Logger):
+    """Appends one JSON object per logged step/epoch to ``metrics.jsonl``."""
+
+    def __init__(self, path: Path, resume_step: int | None = None):
+        super().__init__()
+        self.path = Path(path)
+        if resume_step is not None and self.path.exists():
+            # drop what the interrupted run logged after its last checkpoint
+            kept = [line for line in self.path.read_text().splitlines()
+                    if line and json.loads(line).get("step", 0) <= resume_step]
+            self.path.write_text("".join(line + "\n" for line in kept))
+
+    @property
+    def name(self):
+        return "jsonl"
+
+    @property
+    def version(self):
+        return 0
+
+    @rank_zero_only
+    def log_hyperparams(self, params, *args, **kwargs):
+        pass
+
+    @rank_zero_only
+    def log_metrics(self, metrics, step=None):
+        record = {"step": step, **{k: float(v) for k, v in metrics.items()}}
+        with self.path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+class EpochCheckpoint(L.Callback):
+    """After every epoch: write ``checkpoints/epoch-NNNN`` atomically, then move ``last``
+    to it, then delete older epochs beyond ``keep``."""
+
+    def __init__(self, directory: Path, keep: int = 2):
+        self.directory, self.keep = Path(directory), keep
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        path = self.directory / f"epoch-{trainer.current_epoch + 1:04d}"
+        trainer.save_checkpoint(path, weights_only=False)
+        if trainer.is_global_zero:
+            link_last(self.directory, path)
+            epochs = sorted(p for p in self.directory.glob("epoch-*") if p.is_dir())
+            for old in epochs[:-self.keep]:
+                trainer.strategy.remove_checkpoint(old)

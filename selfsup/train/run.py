@@ -1,0 +1,222 @@
+"""``pretrain(config)``: data source -> views -> method -> Lightning -> run directory.
+
+A run directory holds ``config.yaml`` (every option, resolved), ``checkpoints/`` (one
+directory per kept epoch, ``last`` linking the newest complete one), ``metrics.jsonl``
+and, once training ends, ``summary.json`` with the evaluation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import os
+import time
+import warnings
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from selfsup import augment, backbones, methods
+from selfsup.config import ConfigError, PretrainConfig, validate
+from selfsup.data import ImageSource, holdout_split, open_source
+from selfsup.evaluate import embed_images, evaluate_embeddings
+from selfsup.train.checkpoint import CheckpointError, SafeCheckpointIO, load_checkpoint, load_weights
+from selfsup.train.module import EpochCheckpoint, JsonlLogger, PretrainModule, train_loader
+
+DEFAULT_EPOCHS = {"digits": 30}
+METHOD_OPTIONS = {"temperature": "temperature", "momentum": "base_momentum"}
+
+
+def default_out(config: PretrainConfig) -> Path:
+    stem = Path(config.data).name or "data"
+    base = Path("runs") / f"{Path(stem).stem}-{config.method}"
+    if config.resume:  # the newest numbered run of this data and method
+        taken = [p for p in [base, *base.parent.glob(base.name + "-*")] if (p / "config.yaml").exists()]
+        return max(taken, key=lambda p: p.stat().st_mtime) if taken else base
+    candidate, number = base, 1
+    while candidate.exists():
+        number += 1
+        candidate = base.with_name(f"{base.name}-{number}")
+    return candidate
+
+
+def method_options(config: PretrainConfig) -> dict:
+    """The method-specific options set in ``config``, by constructor argument name."""
+    cls = methods.METHODS[config.method]
+    accepted = inspect.signature(cls.__init__).parameters
+    options = {}
+    for field_name, argument in METHOD_OPTIONS.items():
+        value = getattr(config, field_name)
+        if value is None:
+            continue
+        if argument not in accepted:
+            raise ConfigError(f"{field_name}={value!r}: not an option of method {config.method}")
+        options[argument] = value
+    return options
+
+
+def resolve(config: PretrainConfig, source: ImageSource) -> PretrainConfig:
+    """Fill every ``None`` default with the value this run uses."""
+    cls = methods.METHODS[config.method]
+    signature = inspect.signature(cls.__init__).parameters
+    epochs = config.epochs or DEFAULT_EPOCHS.get(config.data, 100)
+    resolved = dict(
+        epochs=epochs,
+        image_size=source.image_size,
+        backbone=config.backbone or backbones.default_backbone(source.image_size),
+        optimizer=config.optimizer or cls.optimizer.name,
+        lr=config.lr or cls.optimizer.lr,
+        weight_decay=cls.optimizer.weight_decay if config.weight_decay is None else config.weight_decay,
+        warmup_epochs=max(1, epochs // 10) if config.warmup_epochs is None else config.warmup_epochs,
+    )
+    for field_name, argument in METHOD_OPTIONS.items():
+        if argument in signature and getattr(config, field_name) is None:
+            resolved[field_name] = signature[argument].default
+    return dataclasses.replace(config, **resolved)
+
+
+def build_method(config: PretrainConfig) -> methods.Method:
+    """The method and backbone a resolved config describes, freshly initialised from its seed."""
+    torch.manual_seed(config.seed)
+    backbone = backbones.create(config.backbone, small_stem=config.small_stem)
+    return methods.create(config.method, backbone, **method_options(config))
+
+
+def prepare_data(config: PretrainConfig):
+    source = open_source(config.data, config.image_size)
+    train, test = holdout_split(source, config.holdout, seed=0)
+    return source, train, test
+
+
+def _world() -> tuple[int, int]:
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def _check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as error:
+        raise ConfigError(f"out={str(out)!r}: run directory is not writable ({error.strerror})") from None
+
+
+def pretrain(config: PretrainConfig) -> dict:
+    """Train ``config.method`` on ``config.data``, evaluate it, and return the summary."""
+    validate(config)
+    method_options(config)
+    out = Path(config.out) if config.out else default_out(config)
+    last = out / "checkpoints" / "last"
+    if config.resume:
+        if not (out / "config.yaml").exists():
+            raise ConfigError(f"resume: {out} holds no run to resume (no config.yaml)")
+        saved = PretrainConfig.load(out / "config.yaml")
+        config = dataclasses.replace(saved, resume=True, epochs=config.epochs or saved.epochs,
+                                     out=str(out))
+    elif (out / "checkpoints").exists():
+        raise ConfigError(f"out={str(out)!r}: already holds a run; pass --resume to continue it "
+                          f"or choose another --out")
+    _check_writable(out)
+
+    started = time.time()
+    source, train, test = prepare_data(config)
+    config = resolve(dataclasses.replace(config, out=str(out)), source)
+    if config.mean is None:
+        mean, std = source.channel_stats()
+        config = dataclasses.replace(config, mean=mean, std=std)
+    rank, world_size = _world()
+    batch_size = min(config.batch_size, len(train) - len(train) % world_size)
+    if batch_size != config.batch_size:
+        warnings.warn(f"batch_size={config.batch_size} is larger than the {len(train)} training "
+                      f"images; using {batch_size}", stacklevel=2)
+        config = dataclasses.replace(config, batch_size=batch_size)
+    if rank == 0:
+        config.save(out / "config.yaml")
+
+    method = build_method(config)
+    mean, std = config.mean, config.std
+    baseline = _evaluate(method, train, test, mean, std, config)
+
+    recipe = augment.create(method.recipe, config.image_size, crop_scale=(config.crop_min_scale, 1.0))
+    loader = train_loader(train.images, config.batch_size, config.seed, rank, world_size)
+    module = PretrainModule(
+        method, recipe, mean, std, optimizer=config.optimizer,
+        lr=config.lr * config.batch_size / 256, weight_decay=config.weight_decay,
+        warmup_epochs=config.warmup_epochs, epochs=config.epochs, steps_per_epoch=len(loader),
+        seed=config.seed)
+    resume_from = last.resolve() if config.resume and last.exists() else None
+    resume_step = load_checkpoint(resume_from)["global_step"] if resume_from else None
+    (out / "checkpoints").mkdir(exist_ok=True)
+    trainer = L.Trainer(
+        max_epochs=config.epochs, accelerator=config.accelerator, devices=_devices(config.devices),
+        precision=config.precision, logger=JsonlLogger(out / "metrics.jsonl", resume_step),
+        callbacks=[EpochCheckpoint(out / "checkpoints")], enable_checkpointing=False,
+        plugins=[SafeCheckpointIO()], use_distributed_sampler=False,
+        log_every_n_steps=max(1, min(50, len(loader) // 2)), enable_model_summary=False,
+        default_root_dir=str(out))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        trainer.fit(module, train_dataloaders=loader, ckpt_path=str(resume_from) if resume_from else None)
+
+    if not trainer.is_global_zero:
+        return {}
+    result = _evaluate(method, train, test, mean, std, config)
+    summary = {
+        "method": config.method, "data": config.data, "epochs": config.epochs,
+        "seconds": round(time.time() - started, 1),
+        **result,
+        **{f"baseline_{k}": v for k, v in baseline.items()},
+        "backbone": config.backbone, "image_size": config.image_size,
+        "train_samples": len(train), "test_samples": 0 if test is None else len(test),
+        "skipped_files": len(source.skipped),
+        "skipped": [{"file": f, "reason": why} for f, why in source.skipped],
+        "protocol": protocol(config),
+    }
+    write_json(out / "summary.json", summary)
+    return summary
+
+
+def protocol(config: PretrainConfig) -> str:
+    return (f"frozen {config.backbone} embeddings; kNN: cosine, k={config.knn_k}, T=0.07 weighted votes; "
+            f"linear: logistic regression on standardised embeddings; test = fixed stratified "
+            f"{config.holdout:.0%} holdout (seed 0) excluded from pretraining")
+
+
+def _devices(value: str):
+    return int(value) if value.isdigit() else value
+
+
+def _evaluate(method, train, test, mean, std, config) -> dict:
+    device = next(method.parameters()).device
+    train_embeddings = embed_images(method.backbone, train.images, mean, std, device=device)
+    test_embeddings = None if test is None else embed_images(method.backbone, test.images, mean, std,
+                                                             device=device)
+    return evaluate_embeddings(train_embeddings, train.labels, test_embeddings,
+                               None if test is None else test.labels, knn_k=config.knn_k)
+
+
+def write_json(path: Path, value) -> None:
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(value, indent=2) + "\n")
+    temporary.replace(path)
+
+
+def load_run(run_dir: str | os.PathLike) -> tuple[PretrainConfig, methods.Method]:
+    """The config and the method of a run, with the weights of its last checkpoint."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise ConfigError(f"{run_dir}: not a run directory (no config.yaml)")
+    config = PretrainConfig.load(run_dir / "config.yaml")
+    last = run_dir / "checkpoints" / "last"
+    if not last.exists():
+        raise CheckpointError(f"{run_dir}: no checkpoint yet (checkpoints/last is missing)")
+    method = build_method(config)
+    weights = {k.removeprefix("method."): v for k, v in load_weights(last).items()}
+    missing, unexpected = method.load_state_dict(weights, strict=False)
+    if missing or unexpected:
+        raise CheckpointError(f"{last}: weights do not match method {config.method} with backbone "
+                              f"{config.backbone} (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    return config, method

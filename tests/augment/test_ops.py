@@ -1,0 +1,130 @@
+import torch
+import torchvision.transforms.v2.functional as TF
+
+from selfsup import augment
+from selfsup.augment import ops
+
+
+def images(n=8, size=16, seed=0):
+    return torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8,
+                         generator=torch.Generator().manual_seed(seed))
+
+
+def test_full_crop_without_flip_is_identity(generator):
+    x = images()
+    out = ops.random_resized_crop(x, 16, generator, scale=(1.0, 1.0), ratio=(1.0, 1.0), flip_p=0.0)
+    assert out.dtype == torch.float32 and out.shape == x.shape
+    assert torch.allclose(out, x.float() / 255, atol=1e-5)
+
+
+def test_flip_mirrors(generator):
+    x = images()
+    out = ops.random_resized_crop(x, 16, generator, scale=(1.0, 1.0), ratio=(1.0, 1.0), flip_p=1.0)
+    assert torch.allclose(out, x.flip(-1).float() / 255, atol=1e-5)
+
+
+def test_batched_crop_matches_per_sample_reference():
+    x = images(4, 32)
+    cx, cy = torch.tensor([0.5, 0.25, 0.75, 0.5]), torch.tensor([0.5, 0.25, 0.5, 0.75])
+    w, h = torch.tensor([0.5, 0.5, 0.5, 1.0]), torch.tensor([0.5, 0.5, 1.0, 0.5])
+    out = ops.crop_boxes(x, 16, cx, cy, w, h)
+    for i in range(4):  # the box in pixels, resized with torchvision (bilinear, no antialias)
+        left, top = int((cx[i] - w[i] / 2) * 32), int((cy[i] - h[i] / 2) * 32)
+        reference = TF.resized_crop(x[i].float() / 255, top, left, int(h[i] * 32), int(w[i] * 32),
+                                    [16, 16], antialias=False)
+        assert (out[i] - reference).abs().mean() < 0.02
+
+
+def test_crop_boxes_stay_inside_and_vary(generator):
+    x = images(64, 32)
+    out = ops.random_resized_crop(x, 24, generator)
+    assert out.shape == (64, 3, 24, 24) and out.min() >= 0 and out.max() <= 1
+    flat = out.reshape(64, -1)
+    assert len({tuple(row[:20].tolist()) for row in flat}) == 64  # different parameters per sample
+
+
+def test_color_matches_torchvision_for_each_adjustment():
+    x = images(1, 8).float() / 255
+    one, no = torch.ones(1), torch.zeros(1, dtype=torch.bool)
+    adjust = {"brightness": TF.adjust_brightness, "contrast": TF.adjust_contrast,
+              "saturation": TF.adjust_saturation}
+    for kind, reference in adjust.items():
+        for factor in (0.5, 1.3):
+            b, k, s = [factor * one if kind == name else one for name in adjust]
+            matrix, offset = ops.color_transform(b, k, s, 0 * one, no)
+            assert torch.allclose(ops.apply_color(x.clone(), matrix, offset), reference(x, factor),
+                                  atol=1e-3), kind
+    matrix, offset = ops.color_transform(one, one, one, 0 * one, ~no)
+    assert torch.allclose(ops.apply_color(x.clone(), matrix, offset),
+                          TF.rgb_to_grayscale(x, num_output_channels=3), atol=1e-3)
+
+
+def test_no_jitter_is_identity_matrix():
+    matrix, offset = ops.color_matrices(torch.Generator().manual_seed(0), 5, jitter_p=0.0,
+                                        brightness=0.8, contrast=0.8, saturation=0.8, hue=0.2,
+                                        grayscale_p=0.0)
+    assert torch.allclose(matrix, torch.eye(3).expand(5, 3, 3), atol=1e-6)
+    assert torch.equal(offset, torch.zeros(5))
+
+
+def test_jitter_factor_ranges_respected():
+    gen = torch.Generator().manual_seed(0)
+    matrix, offset = ops.color_matrices(gen, 1000, jitter_p=1.0, brightness=0.4, contrast=0.0,
+                                        saturation=0.0, hue=0.0, grayscale_p=0.0)
+    brightness = matrix[:, 0, 0]
+    assert brightness.min() >= 0.6 - 1e-6 and brightness.max() <= 1.4 + 1e-6
+    assert brightness.min() < 0.65 and brightness.max() > 1.35
+    assert torch.allclose(matrix[:, 0, 1], torch.zeros(1000), atol=1e-6)
+
+
+def test_hue_rotation_keeps_grey_and_luma():
+    gen = torch.Generator().manual_seed(0)
+    matrix, offset = ops.color_matrices(gen, 16, jitter_p=1.0, brightness=0, contrast=0,
+                                        saturation=0, hue=0.5, grayscale_p=0)
+    grey = torch.full((16, 3, 4, 4), 0.4)
+    assert torch.allclose(ops.apply_color(grey, matrix, offset), grey, atol=1e-5)
+    x = images(16, 4).float() / 255 * 0.2 + 0.4  # stays in range after rotation
+    luma = lambda t: torch.einsum("c,nchw->nhw", ops.LUMA, t)
+    assert torch.allclose(luma(ops.apply_color(x, matrix, offset)), luma(x), atol=2e-3)
+
+
+def test_grayscale_makes_channels_equal():
+    gen = torch.Generator().manual_seed(0)
+    matrix, offset = ops.color_matrices(gen, 4, jitter_p=0.0, brightness=0, contrast=0,
+                                        saturation=0, hue=0, grayscale_p=1.0)
+    out = ops.apply_color(images(4).float() / 255, matrix, offset)
+    assert torch.allclose(out[:, 0], out[:, 1]) and torch.allclose(out[:, 1], out[:, 2])
+
+
+def test_blur_kernel_normalised_and_p0_identity(generator):
+    x = images(4, 32).float() / 255
+    assert torch.equal(ops.gaussian_blur(x, generator, p=0.0), x)
+    constant = torch.full((4, 3, 32, 32), 0.3)
+    assert torch.allclose(ops.gaussian_blur(constant, generator, p=1.0), constant, atol=1e-6)
+    blurred = ops.gaussian_blur(x, generator, p=1.0, sigma=(2.0, 2.0))
+    assert blurred.std() < x.std()  # smoothing lowers the pixel variance
+    assert torch.allclose(blurred.mean(dim=(2, 3)), x.mean(dim=(2, 3)), atol=0.02)
+
+
+def test_solarize(generator):
+    x = torch.tensor([0.2, 0.5, 0.9]).reshape(1, 1, 1, 3).expand(2, 3, 1, 3)
+    out = ops.solarize(x, generator, p=1.0)
+    assert torch.allclose(out[0, 0, 0], torch.tensor([0.2, 0.5, 0.1]))
+    assert torch.equal(ops.solarize(x, generator, p=0.0), x)
+
+
+def test_recipe_views_reproducible_and_different():
+    x = images(16, 32)
+    recipe = augment.create("byol", 32)
+    run = lambda seed: recipe(x, torch.Generator().manual_seed(seed), [0.5] * 3, [0.25] * 3)
+    a, b, c = run(0), run(0), run(1)
+    assert len(a) == 2 and a[0].shape == (16, 3, 32, 32) and a[0].dtype == torch.float32
+    assert all(torch.equal(u, v) for u, v in zip(a, b))
+    assert not torch.equal(a[0], c[0]) and not torch.equal(a[0], a[1])
+    assert x.dtype == torch.uint8  # the input is not modified
+
+
+def test_runs_on_the_batch_device(generator):
+    x = images(4, 16)
+    out = augment.create("simclr", 16)(x, generator, [0.5] * 3, [0.25] * 3)
+    assert out[0].device == x.device
