@@ -95,13 +95,12 @@ def _world() -> tuple[int, int]:
 
 
 def _check_writable(out: Path) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as error:
-        raise ConfigError(f"out={str(out)!r}: run directory is not writable ({error.strerror})") from None
+    """Fail before any work when the run directory cannot be created or written."""
+    existing = out
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"out={str(out)!r}: cannot write in {existing}")
 
 
 def pretrain(config: PretrainConfig) -> dict:
@@ -123,6 +122,7 @@ def pretrain(config: PretrainConfig) -> dict:
 
     started = time.time()
     source, train, test = prepare_data(config)
+    out.mkdir(parents=True, exist_ok=True)
     config = resolve(dataclasses.replace(config, out=str(out)), source)
     if config.mean is None:
         mean, std = source.channel_stats()

@@ -1,0 +1,74 @@
+import dataclasses
+import subprocess
+import sys
+
+import pytest
+
+from selfsup.cli import build_parser, run
+from selfsup.config import ConfigError, PretrainConfig, from_dict
+
+
+def help_text(*command):
+    parser = build_parser()
+    with pytest.raises(SystemExit):
+        parser.parse_args([*command, "--help"])
+
+
+def test_every_pretrain_option_is_on_the_command_line_with_help(capsys):
+    help_text("pretrain")
+    text = capsys.readouterr().out
+    for f in dataclasses.fields(PretrainConfig):
+        if f.metadata.get("cli", True):
+            assert "--" + f.name.replace("_", "-") in text, f.name
+            assert f.metadata["help"][:20] in " ".join(text.split())
+
+
+@pytest.mark.parametrize("command", [[], ["evaluate"], ["embed"], ["datasets"], ["methods"]])
+def test_help_of_each_command(command, capsys):
+    help_text(*command)
+    out = capsys.readouterr().out
+    assert "usage: selfsup" in out
+    for action in build_parser()._actions:
+        if command and hasattr(action, "choices") and isinstance(action.choices, dict):
+            sub = action.choices[command[0]]
+            for option in sub._actions:
+                if option.help and option.option_strings:
+                    assert option.option_strings[-1] in out
+
+
+def test_lists(capsys):
+    run(["datasets"])
+    out = capsys.readouterr().out
+    assert "digits" in out and "image" in out and "1797" in out and "yes" in out
+    run(["methods"])
+    out = capsys.readouterr().out
+    assert "simclr" in out and "byol" in out and "2020" in out and "Grill" in out
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"data": "digits", "method": "nope"}, "method='nope': expected one of"),
+    ({"data": "digits", "batch_size": 0}, "batch_size=0: expected >= 2"),
+    ({"data": "digits", "lr": -0.1}, "lr=-0.1: expected > 0"),
+    ({"data": "digits", "crop_min_scale": 1.5}, "crop_min_scale=1.5: expected in (0, 1]"),
+    ({"data": "digits", "epochs": "ten"}, "epochs='ten': expected an integer"),
+    ({"data": "digits", "colour": 1}, "unknown option 'colour'"),
+    ({"method": "simclr"}, "data=None: is required"),
+])
+def test_bad_config_names_field_value_and_rule(values, message):
+    with pytest.raises(ConfigError) as error:
+        from_dict(values)
+    assert message in str(error.value)
+
+
+def test_bad_input_is_one_line_on_stderr(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "selfsup.cli", "pretrain", "--data", "digits",
+                             "--method", "simclr", "--lr", "-1", "--out", str(tmp_path / "r")],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "selfsup: error: lr=-1.0: expected > 0"
+    assert not (tmp_path / "r").exists()  # failed before any work
+    result = subprocess.run([sys.executable, "-m", "selfsup.cli", "pretrain", "--data",
+                             str(tmp_path / "missing"), "--out", str(tmp_path / "r")],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "no such file or folder" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
