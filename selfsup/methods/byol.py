@@ -8,8 +8,11 @@ moving average of the online one and gets no gradient:
     L = || q(z_1)/|q(z_1)| - z'_2/|z'_2| ||^2 + (the same with the views swapped)
     xi <- tau * xi + (1 - tau) * theta,   tau = 1 - (1 - tau_base) (cos(pi k / K) + 1) / 2
 
-with k the current step and K the total (tau rises from tau_base = 0.996 to 1). The paper
-uses 4096-wide MLPs with a 256-d output, LARS (lr 0.2 x B/256, weight decay 1.5e-6).
+with k the current step and K the total (tau rises from tau_base to 1). The paper uses
+4096-wide MLPs with a 256-d output, tau_base = 0.996 and LARS (lr 0.2 x B/256, weight decay
+1.5e-6) for 300-1000 ImageNet epochs. For small images and short runs we default to
+1024-wide MLPs, tau_base = 0.99 and lr 1.0 x B/256 (the usual CIFAR setting): on digits,
+30 epochs, lr 1.0 gained +0.033 kNN top-1 over random weights where lr 0.2 gained +0.008.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ class BYOL(Method):
     paper = "Grill et al., Bootstrap Your Own Latent"
     year = 2020
     recipe = "byol"
-    optimizer = OptimizerDefaults("lars", lr=0.2, weight_decay=1.5e-6)
+    optimizer = OptimizerDefaults("lars", lr=1.0, weight_decay=1.5e-6)
 
     def __init__(self, backbone: nn.Module, projection_dim: int = 256, hidden_dim: int = 1024,
                  base_momentum: float = 0.99):
