@@ -198,7 +198,7 @@ def _decode(path: Path, size: int):
             return "empty file"
         with Image.open(path) as image:
             image.draft("RGB", (size, size))  # JPEG: decode at reduced scale when much larger
-            image = image.convert("RGB")
+            image = ImageOps.exif_transpose(image).convert("RGB")  # camera orientation applied
             image = ImageOps.fit(image, (size, size), Image.Resampling.BILINEAR) \
                 if image.size != (size, size) else image
             return np.asarray(image, dtype=np.uint8).transpose(2, 0, 1).copy()
