@@ -98,9 +98,11 @@ def run(argv: list[str] | None = None) -> int:
     elif command == "methods":
         from selfsup.methods import METHODS
 
-        print(f"{'name':<8} {'year':<5} {'recipe':<7} paper")
+        print(f"{'name':<8} {'year':<5} {'recipe':<7} {'defaults':<36} paper")
         for m in METHODS.values():
-            print(f"{m.name:<8} {m.year:<5} {m.recipe:<7} {m.paper}")
+            o = m.optimizer
+            defaults = f"{o.name}, lr {o.lr:g} x B/256, wd {o.weight_decay:g}"
+            print(f"{m.name:<8} {m.year:<5} {m.recipe:<7} {defaults:<36} {m.paper}")
     return 0
 
 

@@ -34,10 +34,10 @@ class PretrainConfig:
     small_stem: bool = option(True, "ResNet stem for small images: 3x3 stride-1 conv, no max-pool")
     image_size: int | None = option(None, "side in pixels images are resized to "
                                           "(default: digits 32, folders the median short side up to 224, arrays as stored)")
-    optimizer: str | None = option(None, "lars, sgd or adamw (default: the method paper's)")
+    optimizer: str | None = option(None, "lars, sgd or adamw (default: the method's, see `selfsup methods`)")
     lr: float | None = option(None, "learning rate per 256 images, scaled by batch_size/256 "
-                                    "(default: the method paper's)")
-    weight_decay: float | None = option(None, "weight decay (default: the method paper's)")
+                                    "(default: the method's, see `selfsup methods`)")
+    weight_decay: float | None = option(None, "weight decay (default: the method's, see `selfsup methods`)")
     warmup_epochs: int | None = option(None, "linear learning-rate warm-up before cosine decay "
                                              "(default: a tenth of the epochs)")
     crop_min_scale: float = option(0.08, "smallest area fraction of a random resized crop, in (0, 1]")
@@ -50,7 +50,8 @@ class PretrainConfig:
     accelerator: str = option("cpu", "Lightning accelerator: cpu, gpu, auto")
     devices: str = option("1", "Lightning devices: a count, a list like 0,1, or auto")
     precision: str = option("32-true", "Lightning precision: 32-true, bf16-mixed, 16-mixed")
-    resume: bool = option(False, "continue the run in --out from its last checkpoint")
+    resume: bool = option(False, "continue the run in --out (default: the newest runs/<data>-<method>*) "
+                                 "from its last checkpoint")
     mean: list | None = option(None, "per-channel input mean (measured on the data)", cli=False)
     std: list | None = option(None, "per-channel input std (measured on the data)", cli=False)
 
