@@ -9,7 +9,7 @@ import logging
 import sys
 import warnings
 
-from selfsup.config import PretrainConfig
+from selfsup.config import ConfigError, PretrainConfig, check_known, from_dict
 
 EPILOG = "Run `selfsup COMMAND --help` for the options of a command."
 
@@ -19,6 +19,8 @@ def _pretrain_parser(sub) -> None:
                             description="Pretrain an encoder on DATA with METHOD, evaluate it "
                                         "(kNN, linear probe, RankMe) and write a run directory.",
                             argument_default=argparse.SUPPRESS)
+    parser.add_argument("--config", metavar="FILE", help="YAML file of options (e.g. a run's config.yaml); "
+                                                        "options given on the command line override it")
     for f in dataclasses.fields(PretrainConfig):
         if not f.metadata.get("cli", True):
             continue
@@ -30,8 +32,7 @@ def _pretrain_parser(sub) -> None:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, help=help_text)
         else:
             parser.add_argument(flag, type={"int": int, "float": float, "str": str}[base],
-                                required=f.metadata.get("required", False), help=help_text,
-                                metavar=f.name.upper())
+                                help=help_text, metavar=f.name.upper())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,6 +66,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def load_yaml(path: str) -> dict:
+    import yaml
+
+    try:
+        values = yaml.safe_load(open(path))
+    except (OSError, yaml.YAMLError) as error:
+        raise ConfigError(f"config={path!r}: cannot read ({error})") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"config={path!r}: expected a mapping of options")
+    check_known(values, f"config={path!r}")
+    return values
+
+
 def _version() -> str:
     from selfsup import __version__
 
@@ -77,7 +91,10 @@ def run(argv: list[str] | None = None) -> int:
     if command == "pretrain":
         from selfsup.train import pretrain
 
-        summary = pretrain(PretrainConfig(**args))
+        values = {}
+        if "config" in args:
+            values = load_yaml(args.pop("config"))
+        summary = pretrain(from_dict({**values, **args}, "command line"))
         if summary:
             print(summary_line(summary))
     elif command == "evaluate":
@@ -118,7 +135,6 @@ def summary_line(s: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from selfsup.config import ConfigError
     from selfsup.data import DataError
     from selfsup.train.checkpoint import CheckpointError
     from selfsup.train.module import DivergenceError

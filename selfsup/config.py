@@ -72,13 +72,17 @@ class PretrainConfig:
         return from_dict(values, str(path))
 
 
-def from_dict(values: dict, where: str = "config") -> PretrainConfig:
-    if not isinstance(values, dict):
-        raise ConfigError(f"{where}: expected a mapping of options, got {type(values).__name__}")
+def check_known(values: dict, where: str) -> None:
     names = {f.name for f in dataclasses.fields(PretrainConfig)}
     unknown = sorted(set(values) - names)
     if unknown:
         raise ConfigError(f"{where}: unknown option {unknown[0]!r}; known: {', '.join(sorted(names))}")
+
+
+def from_dict(values: dict, where: str = "config") -> PretrainConfig:
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where}: expected a mapping of options, got {type(values).__name__}")
+    check_known(values, where)
     config = PretrainConfig(**values)
     validate(config)
     return config

@@ -72,3 +72,14 @@ def test_bad_input_is_one_line_on_stderr(tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 2 and "no such file or folder" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_config_file_with_command_line_override(tmp_path):
+    (tmp_path / "c.yaml").write_text("data: digits\nmethod: byol\nepochs: 3\nbatch_size: 0\n")
+    with pytest.raises(ConfigError, match="batch_size=0"):
+        run(["pretrain", "--config", str(tmp_path / "c.yaml")])
+    (tmp_path / "bad.yaml").write_text("data: digits\nlearning_rate: 0.1\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml.*unknown option 'learning_rate'"):
+        run(["pretrain", "--config", str(tmp_path / "bad.yaml")])
+    with pytest.raises(ConfigError, match="epochs=0"):  # the command line wins over the file
+        run(["pretrain", "--config", str(tmp_path / "c.yaml"), "--batch-size", "8", "--epochs", "0"])

@@ -104,9 +104,23 @@ def save_checkpoint(checkpoint: dict[str, Any], path: str | os.PathLike) -> None
         else:
             os.replace(temporary, path)
         _fsync(path.parent)
+    except (OSError, SafetensorError) as error:
+        shutil.rmtree(temporary, ignore_errors=True)
+        reason = getattr(error, "strerror", None) or str(error)
+        raise CheckpointError(f"cannot write checkpoint {path}: {reason}") from None
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise
+
+
+def remove_stale_temporaries(directory: Path) -> None:
+    """Delete what a write killed half-way left behind (never a complete checkpoint)."""
+    directory = Path(directory)
+    for stale in [*directory.glob(".*.tmp-*"), *directory.glob(".*.old-*")]:
+        if stale.is_symlink() or stale.is_file():
+            stale.unlink()
+        else:
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def load_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:

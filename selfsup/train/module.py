@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from selfsup.augment import Recipe
 from selfsup.methods import Method
-from selfsup.train.checkpoint import link_last
+from selfsup.train.checkpoint import link_last, remove_stale_temporaries
 from selfsup.train.optim import create_optimizer, warmup_cosine
 
 
@@ -159,6 +159,7 @@ class EpochCheckpoint(L.Callback):
 
     def __init__(self, directory: Path, keep: int = 2):
         self.directory, self.keep = Path(directory), keep
+        remove_stale_temporaries(self.directory)
 
     def on_train_epoch_end(self, trainer, pl_module):
         path = self.directory / f"epoch-{trainer.current_epoch + 1:04d}"

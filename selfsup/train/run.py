@@ -11,6 +11,7 @@ import dataclasses
 import inspect
 import json
 import os
+import shutil
 import time
 import warnings
 from pathlib import Path
@@ -23,7 +24,7 @@ from selfsup.config import ConfigError, PretrainConfig, validate
 from selfsup.data import ImageSource, holdout_split, open_source
 from selfsup.evaluate import embed_images, evaluate_embeddings
 from selfsup.train.checkpoint import CheckpointError, SafeCheckpointIO, load_checkpoint, load_weights
-from selfsup.train.module import EpochCheckpoint, JsonlLogger, PretrainModule, train_loader
+from selfsup.train.module import DivergenceError, EpochCheckpoint, JsonlLogger, PretrainModule, train_loader
 
 DEFAULT_EPOCHS = {"digits": 30}
 METHOD_OPTIONS = {"temperature": "temperature", "momentum": "base_momentum"}
@@ -103,6 +104,17 @@ def _check_writable(out: Path) -> None:
         raise ConfigError(f"out={str(out)!r}: cannot write in {existing}")
 
 
+def _check_free_space(out: Path, method: torch.nn.Module, keep: int = 2) -> None:
+    """Checkpoints hold the weights and about as much optimizer state again; ``keep`` of
+    them plus one being written must fit, or the run would fail at its first save."""
+    size = sum(t.numel() * t.element_size() for t in [*method.parameters(), *method.buffers()])
+    needed = 2 * size * (keep + 1)
+    free = shutil.disk_usage(out).free
+    if free < needed:
+        raise ConfigError(f"out={str(out)!r}: {free / 2**20:.0f} MiB free, checkpoints need about "
+                          f"{needed / 2**20:.0f} MiB")
+
+
 def pretrain(config: PretrainConfig) -> dict:
     """Train ``config.method`` on ``config.data``, evaluate it, and return the summary."""
     validate(config)
@@ -135,8 +147,10 @@ def pretrain(config: PretrainConfig) -> dict:
         config = dataclasses.replace(config, batch_size=batch_size)
     if rank == 0:
         config.save(out / "config.yaml")
+        (out / "skipped_files.txt").write_text("".join(f"{f}\t{why}\n" for f, why in source.skipped))
 
     method = build_method(config)
+    _check_free_space(out, method)
     mean, std = config.mean, config.std
     baseline = _evaluate(method, train, test, mean, std, config)
 
@@ -157,9 +171,13 @@ def pretrain(config: PretrainConfig) -> dict:
         plugins=[SafeCheckpointIO()], use_distributed_sampler=False,
         log_every_n_steps=max(1, min(50, len(loader) // 2)), enable_model_summary=False,
         default_root_dir=str(out))
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-        trainer.fit(module, train_dataloaders=loader, ckpt_path=str(resume_from) if resume_from else None)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+            trainer.fit(module, train_dataloaders=loader, ckpt_path=str(resume_from) if resume_from else None)
+    except (DivergenceError, CheckpointError) as error:
+        good = last.resolve() if last.exists() else "none (no epoch finished)"
+        raise type(error)(f"{error}; training stopped, last good checkpoint: {good}") from None
 
     if not trainer.is_global_zero:
         return {}
