@@ -50,6 +50,7 @@ class PretrainConfig:
     accelerator: str = option("cpu", "Lightning accelerator: cpu, gpu, auto")
     devices: str = option("1", "Lightning devices: a count, a list like 0,1, or auto")
     precision: str = option("32-true", "Lightning precision: 32-true, bf16-mixed, 16-mixed")
+    log_every_n_steps: int | None = option(None, "steps between logged metrics (default: about twice an epoch, at most 50)")
     resume: bool = option(False, "continue the run in --out (default: the newest runs/<data>-<method>*) "
                                  "from its last checkpoint")
     mean: list | None = option(None, "per-channel input mean (measured on the data)", cli=False)
@@ -136,5 +137,7 @@ def validate(config: PretrainConfig) -> None:
            "expected in [0, 1)")
     _check(0 <= config.holdout < 1, "holdout", config.holdout, "expected in [0, 1)")
     _check(config.knn_k >= 1, "knn_k", config.knn_k, "expected >= 1")
+    _check(config.log_every_n_steps is None or config.log_every_n_steps >= 1, "log_every_n_steps",
+           config.log_every_n_steps, "expected >= 1")
     _check(config.precision in ("32-true", "32", "bf16-mixed", "16-mixed", "bf16-true"),
            "precision", config.precision, "expected 32-true, bf16-mixed, 16-mixed or bf16-true")

@@ -1,6 +1,7 @@
 """Batched image augmentations with per-sample random parameters.
 
-Every op takes a whole batch on any device and a ``torch.Generator`` (on the CPU): the
+Every op takes a whole batch on any device and a ``torch.Generator`` (on the CPU; or a
+``SliceDraws`` for a process's part of a data-parallel batch): the
 per-sample parameters (crop boxes, jitter factors, blur sigmas, masks) are drawn from it
 as tensors, so the result depends only on the generator's seed, never on global state or
 on the device. There is no Python loop over samples.
@@ -28,12 +29,28 @@ RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114],
 YIQ_TO_RGB = torch.linalg.inv(RGB_TO_YIQ)
 
 
-def uniform(generator: torch.Generator, n: int, low: float, high: float) -> torch.Tensor:
-    return torch.rand(n, generator=generator) * (high - low) + low
+class SliceDraws:
+    """A generator for rows ``start:start+n`` of a batch of ``total`` samples: each draw is
+    made for the whole batch and sliced, so a process holding part of a data-parallel
+    batch gets exactly the parameters one process would give those samples."""
+
+    def __init__(self, generator: torch.Generator, total: int, start: int):
+        self.generator, self.total, self.start = generator, total, start
 
 
-def bernoulli(generator: torch.Generator, n: int, p: float) -> torch.Tensor:
-    return torch.rand(n, generator=generator) < p
+def rand(generator: torch.Generator | SliceDraws, n: int) -> torch.Tensor:
+    """``n`` uniform draws in [0, 1); every random parameter of the ops comes from here."""
+    if isinstance(generator, SliceDraws):
+        return torch.rand(generator.total, generator=generator.generator)[generator.start:generator.start + n]
+    return torch.rand(n, generator=generator)
+
+
+def uniform(generator, n: int, low: float, high: float) -> torch.Tensor:
+    return rand(generator, n) * (high - low) + low
+
+
+def bernoulli(generator, n: int, p: float) -> torch.Tensor:
+    return rand(generator, n) < p
 
 
 def random_resized_crop(images: torch.Tensor, size: int, generator: torch.Generator,
@@ -49,8 +66,8 @@ def random_resized_crop(images: torch.Tensor, size: int, generator: torch.Genera
     aspect = torch.exp(log_ratio)
     width = torch.sqrt(area * aspect).clamp(max=1.0)  # fractions of the image side
     height = torch.sqrt(area / aspect).clamp(max=1.0)
-    center_x = width / 2 + torch.rand(n, generator=generator) * (1 - width)
-    center_y = height / 2 + torch.rand(n, generator=generator) * (1 - height)
+    center_x = width / 2 + rand(generator, n) * (1 - width)
+    center_y = height / 2 + rand(generator, n) * (1 - height)
     flip = bernoulli(generator, n, flip_p)
     return crop_boxes(images, size, center_x, center_y, width, height, flip)
 

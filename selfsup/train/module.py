@@ -19,6 +19,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from selfsup.augment import Recipe
+from selfsup.augment.ops import SliceDraws
 from selfsup.methods import Method
 from selfsup.train.checkpoint import link_last, remove_stale_temporaries
 from selfsup.train.optim import create_optimizer, warmup_cosine
@@ -78,8 +79,10 @@ def train_loader(images: torch.Tensor, batch_size: int, seed: int, rank: int = 0
 
 class PretrainModule(L.LightningModule):
     def __init__(self, method: Method, recipe: Recipe, mean, std, *, optimizer: str, lr: float,
-                 weight_decay: float, warmup_epochs: int, epochs: int, steps_per_epoch: int, seed: int):
+                 weight_decay: float, warmup_epochs: int, epochs: int, steps_per_epoch: int, seed: int,
+                 batch_size: int):
         super().__init__()
+        self.batch_size = batch_size
         self.method, self.recipe = method, recipe
         self.mean, self.std = list(mean), list(std)
         self.optimizer_name, self.lr, self.weight_decay = optimizer, lr, weight_decay
@@ -89,13 +92,15 @@ class PretrainModule(L.LightningModule):
 
     def training_step(self, batch, batch_idx):
         images, _ = batch
-        generator = torch.Generator().manual_seed(derived_seed(self.seed, self.global_step, self.global_rank))
+        generator = torch.Generator().manual_seed(derived_seed(self.seed, self.global_step))
+        if self.trainer.world_size > 1:  # this process holds one slice of the global batch
+            generator = SliceDraws(generator, self.batch_size, self.global_rank * len(images))
         views = self.recipe(images, generator, self.mean, self.std)
         loss, logs = self.method.training_step(views)
         if not torch.isfinite(loss):
             raise DivergenceError(f"loss is {loss.item()} at step {self.global_step} "
                                   f"(epoch {self.current_epoch})")
-        self.log("loss", loss, prog_bar=True, on_step=True, on_epoch=True)
+        self.log("loss", loss, prog_bar=True, on_step=True, on_epoch=True, sync_dist=True)
         self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False)
         for name, value in logs.items():
             self.log(name, value, on_step=True, on_epoch=False)

@@ -24,6 +24,7 @@ from selfsup.config import ConfigError, PretrainConfig, validate
 from selfsup.data import ImageSource, holdout_split, open_source
 from selfsup.evaluate import embed_images, evaluate_embeddings
 from selfsup.train.checkpoint import CheckpointError, SafeCheckpointIO, load_checkpoint, load_weights
+from selfsup.train.sync_batchnorm import convert_batchnorm
 from selfsup.train.module import DivergenceError, EpochCheckpoint, JsonlLogger, PretrainModule, train_loader
 
 DEFAULT_EPOCHS = {"digits": 30}
@@ -78,11 +79,15 @@ def resolve(config: PretrainConfig, source: ImageSource) -> PretrainConfig:
     return dataclasses.replace(config, **resolved)
 
 
-def build_method(config: PretrainConfig) -> methods.Method:
-    """The method and backbone a resolved config describes, freshly initialised from its seed."""
+def build_method(config: PretrainConfig, distributed: bool = False) -> methods.Method:
+    """The method and backbone a resolved config describes, freshly initialised from its
+    seed; with ``distributed``, losses that use other samples gather them from all processes."""
     torch.manual_seed(config.seed)
     backbone = backbones.create(config.backbone, small_stem=config.small_stem)
-    return methods.create(config.method, backbone, **method_options(config))
+    options = method_options(config)
+    if distributed and "gather_distributed" in inspect.signature(methods.METHODS[config.method]).parameters:
+        options["gather_distributed"] = True
+    return methods.create(config.method, backbone, **options)
 
 
 def prepare_data(config: PretrainConfig):
@@ -92,7 +97,16 @@ def prepare_data(config: PretrainConfig):
 
 
 def _world() -> tuple[int, int]:
+    """(rank, world size) of a run launched by torchrun (or one process)."""
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def _distribution(config: PretrainConfig, world_size: int) -> dict:
+    """Trainer arguments: under torchrun the processes are already there, one device each."""
+    if world_size == 1:
+        return dict(devices=int(config.devices) if config.devices.isdigit() else config.devices)
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", world_size))
+    return dict(devices=local, num_nodes=world_size // local, strategy="ddp")
 
 
 def _check_writable(out: Path) -> None:
@@ -140,19 +154,25 @@ def pretrain(config: PretrainConfig) -> dict:
         mean, std = source.channel_stats()
         config = dataclasses.replace(config, mean=mean, std=std)
     rank, world_size = _world()
-    batch_size = min(config.batch_size, len(train) - len(train) % world_size)
+    batch_size = min(config.batch_size, len(train))
+    batch_size -= batch_size % world_size
     if batch_size != config.batch_size:
-        warnings.warn(f"batch_size={config.batch_size} is larger than the {len(train)} training "
-                      f"images; using {batch_size}", stacklevel=2)
+        warnings.warn(f"batch_size={config.batch_size} does not fit {len(train)} training images "
+                      f"split over {world_size} process(es); using {batch_size}", stacklevel=2)
         config = dataclasses.replace(config, batch_size=batch_size)
+    if config.log_every_n_steps is None:
+        steps_per_epoch = len(train) // config.batch_size
+        config = dataclasses.replace(config, log_every_n_steps=max(1, min(50, steps_per_epoch // 2)))
     if rank == 0:
         config.save(out / "config.yaml")
         (out / "skipped_files.txt").write_text("".join(f"{f}\t{why}\n" for f, why in source.skipped))
 
-    method = build_method(config)
+    method = build_method(config, distributed=world_size > 1)
+    if world_size > 1:  # normalise with the statistics of the global batch, as one process would
+        method = convert_batchnorm(method)
     _check_free_space(out, method)
     mean, std = config.mean, config.std
-    baseline = _evaluate(method, train, test, mean, std, config)
+    baseline = _evaluate(method, train, test, mean, std, config) if rank == 0 else {}
 
     recipe = augment.create(method.recipe, config.image_size, crop_scale=(config.crop_min_scale, 1.0))
     loader = train_loader(train.images, config.batch_size, config.seed, rank, world_size)
@@ -160,16 +180,17 @@ def pretrain(config: PretrainConfig) -> dict:
         method, recipe, mean, std, optimizer=config.optimizer,
         lr=config.lr * config.batch_size / 256, weight_decay=config.weight_decay,
         warmup_epochs=config.warmup_epochs, epochs=config.epochs, steps_per_epoch=len(loader),
-        seed=config.seed)
+        seed=config.seed, batch_size=config.batch_size)
     resume_from = last.resolve() if config.resume and last.exists() else None
     resume_step = load_checkpoint(resume_from)["global_step"] if resume_from else None
     (out / "checkpoints").mkdir(exist_ok=True)
     trainer = L.Trainer(
-        max_epochs=config.epochs, accelerator=config.accelerator, devices=_devices(config.devices),
+        max_epochs=config.epochs, accelerator=config.accelerator, **_distribution(config, world_size),
         precision=config.precision, logger=JsonlLogger(out / "metrics.jsonl", resume_step),
         callbacks=[EpochCheckpoint(out / "checkpoints")], enable_checkpointing=False,
         plugins=[SafeCheckpointIO()], use_distributed_sampler=False,
-        log_every_n_steps=max(1, min(50, len(loader) // 2)), enable_model_summary=False,
+        log_every_n_steps=config.log_every_n_steps,
+        enable_model_summary=False,
         default_root_dir=str(out))
     try:
         with warnings.catch_warnings():
@@ -201,10 +222,6 @@ def protocol(config: PretrainConfig) -> str:
     return (f"frozen {config.backbone} embeddings; kNN: cosine, k={config.knn_k}, T=0.07 weighted votes; "
             f"linear: logistic regression on standardised embeddings; test = fixed stratified "
             f"{config.holdout:.0%} holdout (seed 0) excluded from pretraining")
-
-
-def _devices(value: str):
-    return int(value) if value.isdigit() else value
 
 
 def _evaluate(method, train, test, mean, std, config) -> dict:

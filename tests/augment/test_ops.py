@@ -128,3 +128,14 @@ def test_runs_on_the_batch_device(generator):
     x = images(4, 16)
     out = augment.create("simclr", 16)(x, generator, [0.5] * 3, [0.25] * 3)
     assert out[0].device == x.device
+
+
+def test_slices_of_a_batch_get_the_views_of_the_whole_batch():
+    x = images(8, 32)
+    recipe = augment.create("simclr", 32, blur=True)
+    whole = recipe(x, torch.Generator().manual_seed(5), [0.5] * 3, [0.25] * 3)
+    for start in (0, 4):
+        part = recipe(x[start:start + 4], ops.SliceDraws(torch.Generator().manual_seed(5), 8, start),
+                      [0.5] * 3, [0.25] * 3)
+        for v_whole, v_part in zip(whole, part):
+            assert torch.allclose(v_whole[start:start + 4], v_part, atol=1e-6)
