@@ -99,8 +99,9 @@ def test_existing_run_is_not_overwritten(simclr_run):
         pretrain(PretrainConfig(out=str(out), **SIMCLR))
 
 
-def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
-    options = ["--data", "digits", "--method", "byol", "--epochs", "4", "--batch-size", "128",
+@pytest.mark.parametrize("method", ["byol", "moco"])  # EMA target; EMA key encoder + queue
+def test_resume_after_kill_matches_uninterrupted_run(method, tmp_path):
+    options = ["--data", "digits", "--method", method, "--epochs", "4", "--batch-size", "128",
                "--image-size", "16"]
     command = [sys.executable, "-m", "selfsup.cli", "pretrain", *options]
     killed = tmp_path / "killed"

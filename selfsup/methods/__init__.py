@@ -4,11 +4,21 @@ from __future__ import annotations
 
 from torch import nn
 
+from selfsup.methods.barlowtwins import BarlowTwins
 from selfsup.methods.base import Method, OptimizerDefaults
 from selfsup.methods.byol import BYOL
+from selfsup.methods.dcl import DCL, DCLW
+from selfsup.methods.moco import MoCo
+from selfsup.methods.mocov3 import MoCoV3
+from selfsup.methods.nnclr import NNCLR
 from selfsup.methods.simclr import SimCLR
+from selfsup.methods.simsiam import SimSiam
+from selfsup.methods.vicreg import VICReg
 
-METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (SimCLR, BYOL)}
+METHODS: dict[str, type[Method]] = {
+    cls.name: cls
+    for cls in (SimCLR, BYOL, SimSiam, BarlowTwins, VICReg, MoCo, MoCoV3, NNCLR, DCL, DCLW)
+}
 
 
 def create(name: str, backbone: nn.Module, **options) -> Method:
@@ -17,4 +27,5 @@ def create(name: str, backbone: nn.Module, **options) -> Method:
     return METHODS[name](backbone, **options)
 
 
-__all__ = ["BYOL", "METHODS", "Method", "OptimizerDefaults", "SimCLR", "create"]
+__all__ = ["BYOL", "DCL", "DCLW", "METHODS", "BarlowTwins", "Method", "MoCo", "MoCoV3", "NNCLR",
+           "OptimizerDefaults", "SimCLR", "SimSiam", "VICReg", "create"]

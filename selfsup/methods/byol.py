@@ -17,7 +17,6 @@ with k the current step and K the total (tau rises from tau_base to 1). The pape
 
 from __future__ import annotations
 
-import copy
 import math
 
 import torch
@@ -26,6 +25,7 @@ from torch import nn
 from selfsup.heads import MLP
 from selfsup.losses import normalized_mse
 from selfsup.methods.base import Method, OptimizerDefaults
+from selfsup.methods.ema import ema_update, frozen_copy
 
 
 def cosine_momentum(base: float, progress: float) -> float:
@@ -44,8 +44,8 @@ class BYOL(Method):
         super().__init__(backbone)
         self.projector = MLP(backbone.dim, hidden_dim, projection_dim)
         self.predictor = MLP(projection_dim, hidden_dim, projection_dim)
-        self.target_backbone = copy.deepcopy(backbone).requires_grad_(False)
-        self.target_projector = copy.deepcopy(self.projector).requires_grad_(False)
+        self.target_backbone = frozen_copy(backbone)
+        self.target_projector = frozen_copy(self.projector)
         self.base_momentum = base_momentum
         self.momentum = base_momentum
 
@@ -57,18 +57,7 @@ class BYOL(Method):
         loss = normalized_mse(q1, t2) + normalized_mse(q2, t1)
         return loss, {"momentum": self.momentum}
 
-    @torch.no_grad()
-    def update_target(self, momentum: float) -> None:
-        pairs = ((self.backbone, self.target_backbone), (self.projector, self.target_projector))
-        for online, target in pairs:
-            for o, t in zip(online.parameters(), target.parameters()):
-                t.lerp_(o, 1 - momentum)
-            for o, t in zip(online.buffers(), target.buffers()):
-                if t.dtype.is_floating_point:
-                    t.lerp_(o, 1 - momentum)
-                else:
-                    t.copy_(o)
-
     def after_optimizer_step(self, progress: float) -> None:
         self.momentum = cosine_momentum(self.base_momentum, progress)
-        self.update_target(self.momentum)
+        ema_update(self.backbone, self.target_backbone, self.momentum)
+        ema_update(self.projector, self.target_projector, self.momentum)
