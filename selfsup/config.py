@@ -29,8 +29,8 @@ class PretrainConfig:
     out: str | None = option(None, "run directory (default: runs/<data>-<method>, numbered if taken)")
     epochs: int | None = option(None, "training epochs (default: 30 for digits, 100 otherwise)")
     batch_size: int = option(256, "images per optimizer step (all processes together)")
-    backbone: str | None = option(None, "smallcnn, resnet18 or resnet50 "
-                                        "(default: smallcnn up to 64 px, resnet18 above)")
+    backbone: str | None = option(None, "smallcnn, resnet18, resnet50, vit_tiny or vit_small (default: "
+                                        "vit_tiny for MAE/I-JEPA, else smallcnn up to 64 px, resnet18 above)")
     small_stem: bool = option(True, "ResNet stem for small images: 3x3 stride-1 conv, no max-pool")
     image_size: int | None = option(None, "side in pixels images are resized to "
                                           "(default: digits 32, folders the median short side up to 224, arrays as stored)")
@@ -40,7 +40,8 @@ class PretrainConfig:
     weight_decay: float | None = option(None, "weight decay (default: the method's, see `selfsup methods`)")
     warmup_epochs: int | None = option(None, "linear learning-rate warm-up before cosine decay "
                                              "(default: a tenth of the epochs)")
-    crop_min_scale: float = option(0.08, "smallest area fraction of a random resized crop, in (0, 1]")
+    crop_min_scale: float | None = option(None, "smallest area fraction of a random resized (global) crop, "
+                                                "in (0, 1] (default: the method's recipe, e.g. 0.08 for SimCLR)")
     temperature: float | None = option(None, "softmax temperature of contrastive losses (SimCLR default 0.5)")
     momentum: float | None = option(None, "base EMA momentum of the target network (BYOL default 0.99)")
     holdout: float = option(0.2, "fraction of labelled data held out (stratified, fixed) for evaluation "
@@ -129,7 +130,7 @@ def validate(config: PretrainConfig) -> None:
            config.weight_decay, "expected >= 0")
     _check(config.warmup_epochs is None or config.warmup_epochs >= 0, "warmup_epochs",
            config.warmup_epochs, "expected >= 0")
-    _check(0 < config.crop_min_scale <= 1, "crop_min_scale", config.crop_min_scale,
+    _check(config.crop_min_scale is None or 0 < config.crop_min_scale <= 1, "crop_min_scale", config.crop_min_scale,
            "expected in (0, 1]")
     _check(config.temperature is None or config.temperature > 0, "temperature",
            config.temperature, "expected > 0")

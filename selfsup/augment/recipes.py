@@ -9,6 +9,25 @@ Gaussian blur p=0.5 (sigma 0.1-2, kernel 10% of the side; the paper drops it for
 jitter (0.4, 0.4, 0.2, 0.1) with p=0.8, grayscale p=0.2, and asymmetric views: blur
 p=1.0 / 0.1 and solarisation p=0 / 0.2.
 
+Multi-crop (Caron et al. 2020, "Unsupervised Learning of Visual Features by Contrasting
+Cluster Assignments", sec. 3.2): ``multicrop`` turns any recipe's views into the global
+crops and adds N local crops, smaller boxes resampled to 3/7 of the global side (96 px
+for 224). ``create(name, size, local_crops=N)`` does it for any recipe.
+
+``swav``: SwAV's 2 global + 6 local crops (area 0.14-1 and 0.05-0.14), each made like a
+SimCLR view (jitter strength 1, grayscale 0.2, blur p=0.5).
+
+``dino``: Caron et al. 2021, "Emerging Properties in Self-Supervised Vision
+Transformers", appendix: BYOL's two global views (area 0.4-1; blur p=1.0, then blur p=0.1
+and solarisation p=0.2) and 8 local crops (area 0.05-0.4) with BYOL's jitter and blur
+p=0.5, as in the paper's code.
+
+``mae``: He et al. 2022, "Masked Autoencoders Are Scalable Vision Learners", appendix
+A.1: one view, random resized crop (area 0.2-1) and flip, no colour changes; the masking is
+the augmentation. ``ijepa``: Assran et al. 2023 (I-JEPA), the paper's code: one view,
+random resized crop (area 0.3-1), no flip, no colour changes. ``rotnet``: Gidaris et al.
+2018: one view, a mild random resized crop (area 0.5-1) and flip; the method rotates it.
+
 Blur is off by default for images of 32 px or less, as in the SimCLR CIFAR-10 setup: at
 that size a 3-tap kernel mostly erases the object.
 """
@@ -74,10 +93,66 @@ def byol(size: int, crop_scale=(0.08, 1.0), blur: bool | None = None) -> Recipe:
                            replace(view, blur_p=0.1 if blur else 0.0, solarize_p=0.2)))
 
 
-RECIPES = {"simclr": simclr, "byol": byol}
+def multicrop(recipe: Recipe, local_crops: int, local_view: ViewSpec | None = None,
+              local_size: int | None = None, local_scale=(0.05, 0.4)) -> Recipe:
+    """``recipe``'s views, now the global crops, followed by ``local_crops`` local crops:
+    boxes of area fraction ``local_scale`` resampled to ``local_size`` px (default 3/7 of
+    the first view's side), each made like ``local_view`` (default the first view) apart
+    from size and scale. All views come back in one list, globals first."""
+    if local_crops < 0:
+        raise ValueError(f"local_crops must be >= 0, got {local_crops}")
+    side = recipe.views[0].size
+    local_size = max(1, round(side * 3 / 7)) if local_size is None else local_size
+    local = replace(local_view or recipe.views[0], size=local_size, crop_scale=tuple(local_scale))
+    return replace(recipe, views=recipe.views + (local,) * local_crops)
 
 
-def create(name: str, size: int, **options) -> Recipe:
+def swav(size: int, crop_scale=(0.14, 1.0), local_crops: int = 6, local_size: int | None = None,
+         local_scale=(0.05, 0.14), blur: bool | None = None) -> Recipe:
+    global_views = replace(simclr(size, crop_scale, blur), name="swav")
+    return multicrop(global_views, local_crops, local_size=local_size, local_scale=local_scale)
+
+
+def dino(size: int, crop_scale=(0.4, 1.0), local_crops: int = 8, local_size: int | None = None,
+         local_scale=(0.05, 0.4), blur: bool | None = None) -> Recipe:
+    blur = size > 32 if blur is None else blur
+    global_views = replace(byol(size, crop_scale, blur), name="dino")
+    local_view = replace(global_views.views[0], blur_p=0.5 if blur else 0.0, solarize_p=0.0)
+    return multicrop(global_views, local_crops, local_view, local_size, local_scale)
+
+
+def single_view(name: str, size: int, crop_scale, flip_p: float = 0.5) -> Recipe:
+    """One view: crop and flip, no colour jitter, grayscale, blur or solarisation."""
+    return Recipe(name, (ViewSpec(size, tuple(crop_scale), flip_p=flip_p, jitter_p=0.0,
+                                  grayscale_p=0.0),))
+
+
+def mae(size: int, crop_scale=(0.2, 1.0)) -> Recipe:
+    return single_view("mae", size, crop_scale)
+
+
+def ijepa(size: int, crop_scale=(0.3, 1.0)) -> Recipe:
+    return single_view("ijepa", size, crop_scale, flip_p=0.0)
+
+
+def rotnet(size: int, crop_scale=(0.5, 1.0)) -> Recipe:
+    return single_view("rotnet", size, crop_scale)
+
+
+MULTICROP_RECIPES = {"swav", "dino"}  # they choose their number of local crops themselves
+
+RECIPES = {"simclr": simclr, "byol": byol, "swav": swav, "dino": dino, "mae": mae, "ijepa": ijepa,
+           "rotnet": rotnet}
+
+
+def create(name: str, size: int, local_crops: int | None = None, **options) -> Recipe:
+    """Recipe ``name`` for images of ``size`` px; ``local_crops`` adds that many local crops
+    to any recipe (or sets how many ``swav`` and ``dino`` make)."""
     if name not in RECIPES:
         raise ValueError(f"unknown augmentation recipe {name!r}; available: {', '.join(RECIPES)}")
-    return RECIPES[name](size, **options)
+    if name in MULTICROP_RECIPES and local_crops is not None:
+        options["local_crops"] = local_crops
+    recipe = RECIPES[name](size, **options)
+    if name not in MULTICROP_RECIPES and local_crops:
+        recipe = multicrop(recipe, local_crops)
+    return recipe

@@ -5,6 +5,9 @@
 - ``resnet18`` / ``resnet50``: torchvision ResNets without the classifier; with
   ``small_stem`` the 7x7 stride-2 stem and max-pool become one 3x3 stride-1 conv, the
   usual change for 32-96 px images (as in the SimCLR CIFAR-10 experiments).
+- ``vit_tiny`` / ``vit_small``: timm Vision Transformers with random weights, patch size 4
+  up to 64 px and 16 above, mean of the patch tokens; they also give patch tokens
+  (``tokens(x)``) and are what MAE and I-JEPA need (see ``selfsup.backbones.vit``).
 """
 
 from __future__ import annotations
@@ -45,10 +48,18 @@ class TorchvisionResNet(nn.Module):
         return self.net(x)
 
 
+def vision_transformer(name: str, image_size: int) -> nn.Module:
+    from selfsup.backbones.vit import SIZES, ViT  # timm takes a while to import
+
+    return ViT(*SIZES[name], image_size=image_size)
+
+
 BACKBONES = {
-    "smallcnn": lambda small_stem: SmallCNN(),
-    "resnet18": lambda small_stem: TorchvisionResNet(18, small_stem),
-    "resnet50": lambda small_stem: TorchvisionResNet(50, small_stem),
+    "smallcnn": lambda small_stem, image_size: SmallCNN(),
+    "resnet18": lambda small_stem, image_size: TorchvisionResNet(18, small_stem),
+    "resnet50": lambda small_stem, image_size: TorchvisionResNet(50, small_stem),
+    "vit_tiny": lambda small_stem, image_size: vision_transformer("vit_tiny", image_size),
+    "vit_small": lambda small_stem, image_size: vision_transformer("vit_small", image_size),
 }
 
 
@@ -57,7 +68,9 @@ def default_backbone(image_size: int) -> str:
     return "smallcnn" if image_size <= 64 else "resnet18"
 
 
-def create(name: str, small_stem: bool = True) -> nn.Module:
+def create(name: str, small_stem: bool = True, image_size: int = 224) -> nn.Module:
+    """``small_stem`` concerns the ResNets; ``image_size`` the ViTs, whose patch grid and
+    positional embeddings are fixed by it (the CNNs take any size)."""
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r}; available: {', '.join(BACKBONES)}")
-    return BACKBONES[name](small_stem)
+    return BACKBONES[name](small_stem, image_size)

@@ -4,10 +4,15 @@ from selfsup.losses.barlow_twins import barlow_twins_loss
 from selfsup.losses.byol import normalized_mse
 from selfsup.losses.contrastive import nt_xent
 from selfsup.losses.dcl import dcl_loss, dclw_loss
+from selfsup.losses.dino import dino_loss, updated_center
 from selfsup.losses.distributed import gather
+from selfsup.losses.ijepa import jepa_loss
 from selfsup.losses.infonce import batch_info_nce, info_nce
+from selfsup.losses.mae import masked_patch_mse, patchify
 from selfsup.losses.simsiam import negative_cosine
+from selfsup.losses.swav import sinkhorn, swav_loss
 from selfsup.losses.vicreg import vicreg_loss
 
-__all__ = ["barlow_twins_loss", "batch_info_nce", "dcl_loss", "dclw_loss", "gather", "info_nce",
-           "negative_cosine", "normalized_mse", "nt_xent", "vicreg_loss"]
+__all__ = ["barlow_twins_loss", "batch_info_nce", "dcl_loss", "dclw_loss", "dino_loss", "gather",
+           "info_nce", "jepa_loss", "masked_patch_mse", "negative_cosine", "normalized_mse",
+           "nt_xent", "patchify", "sinkhorn", "swav_loss", "updated_center", "vicreg_loss"]

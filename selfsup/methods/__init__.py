@@ -8,16 +8,22 @@ from selfsup.methods.barlowtwins import BarlowTwins
 from selfsup.methods.base import Method, OptimizerDefaults
 from selfsup.methods.byol import BYOL
 from selfsup.methods.dcl import DCL, DCLW
+from selfsup.methods.dino import DINO
+from selfsup.methods.ijepa import IJEPA
+from selfsup.methods.mae import MAE
 from selfsup.methods.moco import MoCo
 from selfsup.methods.mocov3 import MoCoV3
 from selfsup.methods.nnclr import NNCLR
+from selfsup.methods.rotnet import RotNet
 from selfsup.methods.simclr import SimCLR
 from selfsup.methods.simsiam import SimSiam
+from selfsup.methods.swav import SwAV
 from selfsup.methods.vicreg import VICReg
 
 METHODS: dict[str, type[Method]] = {
     cls.name: cls
-    for cls in (SimCLR, BYOL, SimSiam, BarlowTwins, VICReg, MoCo, MoCoV3, NNCLR, DCL, DCLW)
+    for cls in (SimCLR, BYOL, SimSiam, BarlowTwins, VICReg, MoCo, MoCoV3, NNCLR, DCL, DCLW,
+                SwAV, DINO, MAE, IJEPA, RotNet)
 }
 
 
@@ -27,5 +33,6 @@ def create(name: str, backbone: nn.Module, **options) -> Method:
     return METHODS[name](backbone, **options)
 
 
-__all__ = ["BYOL", "DCL", "DCLW", "METHODS", "BarlowTwins", "Method", "MoCo", "MoCoV3", "NNCLR",
-           "OptimizerDefaults", "SimCLR", "SimSiam", "VICReg", "create"]
+__all__ = ["BYOL", "BarlowTwins", "DCL", "DCLW", "DINO", "IJEPA", "MAE", "METHODS", "Method",
+           "MoCo", "MoCoV3", "NNCLR", "OptimizerDefaults", "RotNet", "SimCLR", "SimSiam", "SwAV",
+           "VICReg", "create"]

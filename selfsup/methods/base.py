@@ -23,6 +23,7 @@ class Method(nn.Module):
     paper: str = ""
     year: int = 0
     recipe: str = ""
+    default_backbone: str | None = None  # e.g. a ViT for masked-image methods; else by image size
     optimizer: OptimizerDefaults = OptimizerDefaults("adamw", 1e-3, 0.05)
 
     def __init__(self, backbone: nn.Module):

@@ -67,7 +67,8 @@ def resolve(config: PretrainConfig, source: ImageSource) -> PretrainConfig:
     resolved = dict(
         epochs=epochs,
         image_size=source.image_size,
-        backbone=config.backbone or backbones.default_backbone(source.image_size),
+        backbone=config.backbone or cls.default_backbone or backbones.default_backbone(source.image_size),
+        crop_min_scale=config.crop_min_scale or recipe_crop_scale(cls.recipe)[0],
         optimizer=config.optimizer or cls.optimizer.name,
         lr=config.lr or cls.optimizer.lr,
         weight_decay=cls.optimizer.weight_decay if config.weight_decay is None else config.weight_decay,
@@ -79,11 +80,16 @@ def resolve(config: PretrainConfig, source: ImageSource) -> PretrainConfig:
     return dataclasses.replace(config, **resolved)
 
 
+def recipe_crop_scale(name: str) -> tuple[float, float]:
+    """The crop scale a recipe uses by default (its paper's)."""
+    return inspect.signature(augment.RECIPES[name]).parameters["crop_scale"].default
+
+
 def build_method(config: PretrainConfig, distributed: bool = False) -> methods.Method:
     """The method and backbone a resolved config describes, freshly initialised from its
     seed; with ``distributed``, losses that use other samples gather them from all processes."""
     torch.manual_seed(config.seed)
-    backbone = backbones.create(config.backbone, small_stem=config.small_stem)
+    backbone = backbones.create(config.backbone, small_stem=config.small_stem, image_size=config.image_size)
     options = method_options(config)
     if distributed and "gather_distributed" in inspect.signature(methods.METHODS[config.method]).parameters:
         options["gather_distributed"] = True

@@ -1,0 +1,123 @@
+"""Vision Transformers (Dosovitskiy et al. 2021, "An Image is Worth 16x16 Words") built
+from timm's modules with random weights; nothing is downloaded.
+
+``vit_tiny`` (width 192, 12 blocks, 3 heads) and ``vit_small`` (384, 12, 6) are DeiT's
+sizes. Patches are 4 px for images up to 64 px (a 32 px image gives 8 x 8 tokens) and
+16 px above. There is no class token: the embedding is the mean of the patch tokens after
+the final LayerNorm, the pooling MAE (fine-tuning) and I-JEPA (evaluation) use, and the
+only one I-JEPA trains. Positional embeddings are fixed 2-D sine-cosine, as in MoCo v3,
+MAE and I-JEPA.
+
+Masked-image methods reach inside: ``patch_embed``, ``pos_embed`` (1, N, D), ``blocks``,
+``norm``, ``grid_size`` and ``tokens(x, keep)``, which encodes only the patches whose
+indices (row-major over the grid) are in ``keep``. ``TokenPredictor`` is the narrow ViT
+that MAE's decoder and I-JEPA's predictor are made of.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+# timm is imported where it is used: it takes a second or two, which every command would pay
+SIZES = {"vit_tiny": (192, 12, 3), "vit_small": (384, 12, 6)}
+
+
+def default_patch_size(image_size: int) -> int:
+    return 4 if image_size <= 64 else 16
+
+
+def sincos_pos_embed(grid_size: tuple[int, int], dim: int) -> torch.Tensor:
+    """(1, H*W, dim) fixed embedding of the grid positions, row-major like the patches."""
+    from timm.layers import build_sincos2d_pos_embed
+
+    return build_sincos2d_pos_embed(list(grid_size), dim)[None]
+
+
+def gather_tokens(tokens: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``tokens[b, index[b, j]]`` for (B, N, D) tokens and (B, K) indices: (B, K, D)."""
+    return torch.gather(tokens, 1, index[..., None].expand(-1, -1, tokens.shape[-1]))
+
+
+class ViT(nn.Module):
+    def __init__(self, width: int, depth: int, heads: int, image_size: int = 224,
+                 patch_size: int | None = None):
+        super().__init__()
+        from timm.models.vision_transformer import VisionTransformer
+
+        patch_size = patch_size or default_patch_size(image_size)
+        if image_size % patch_size:
+            raise ValueError(f"image_size={image_size}: a ViT needs a multiple of its patch size "
+                             f"{patch_size}")
+        self.net = VisionTransformer(img_size=image_size, patch_size=patch_size, embed_dim=width,
+                                     depth=depth, num_heads=heads, num_classes=0, class_token=False,
+                                     global_pool="avg", fc_norm=False)
+        self.dim, self.patch_size = width, patch_size
+        self.grid_size = tuple(self.net.patch_embed.grid_size)
+        with torch.no_grad():
+            self.net.pos_embed.copy_(sincos_pos_embed(self.grid_size, width))
+        self.net.pos_embed.requires_grad_(False)
+
+    # the parts MAE and I-JEPA use, named as in timm
+    patch_embed = property(lambda self: self.net.patch_embed)
+    pos_embed = property(lambda self: self.net.pos_embed)
+    blocks = property(lambda self: self.net.blocks)
+    norm = property(lambda self: self.net.norm)
+
+    @property
+    def num_patches(self) -> int:
+        return self.grid_size[0] * self.grid_size[1]
+
+    def embed_patches(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) images -> (B, N, D) patch embeddings plus positions."""
+        return self.patch_embed(x) + self.pos_embed
+
+    def encode(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.blocks(self.net.norm_pre(tokens)))
+
+    def tokens(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """Patch tokens after the final norm: (B, N, D), or (B, K, D) for the patches at the
+        (B, K) indices ``keep``, the others never entering the encoder."""
+        tokens = self.embed_patches(x)
+        if keep is not None:
+            tokens = gather_tokens(tokens, keep)
+        return self.encode(tokens)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.tokens(x).mean(dim=1)
+
+
+def require_vit(backbone: nn.Module, method: str) -> ViT:
+    if not isinstance(backbone, ViT):
+        raise ValueError(f"{method} needs a ViT backbone ({', '.join(SIZES)}), got "
+                         f"{type(backbone).__name__}")
+    return backbone
+
+
+class TokenPredictor(nn.Module):
+    """A narrow ViT that reads encoded tokens at known grid positions and predicts ``out_dim``
+    values at query positions: the inputs are projected to ``width`` and given the positions'
+    embeddings, each query is a shared learned mask token plus its position's embedding,
+    all pass through timm Blocks together, and the queries' outputs are projected."""
+
+    def __init__(self, in_dim: int, out_dim: int, grid_size: tuple[int, int], width: int = 128,
+                 depth: int = 4, heads: int = 4):
+        super().__init__()
+        from timm.models.vision_transformer import Block, init_weights_vit_timm
+
+        self.embed = nn.Linear(in_dim, width)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, width))
+        self.register_buffer("pos_embed", sincos_pos_embed(grid_size, width), persistent=False)
+        self.blocks = nn.Sequential(*[Block(width, heads, qkv_bias=True) for _ in range(depth)])
+        self.norm = nn.LayerNorm(width)
+        self.head = nn.Linear(width, out_dim)
+        self.apply(init_weights_vit_timm)
+        nn.init.trunc_normal_(self.mask_token, std=0.02)
+
+    def forward(self, tokens: torch.Tensor, positions: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
+        """(B, K, in_dim) tokens at (B, K) positions, (B, Q) query positions -> (B, Q, out_dim)."""
+        pos = self.pos_embed.expand(len(tokens), -1, -1)
+        x = self.embed(tokens) + gather_tokens(pos, positions)
+        q = self.mask_token + gather_tokens(pos, queries)
+        x = self.norm(self.blocks(torch.cat([x, q], dim=1)))
+        return self.head(x[:, -queries.shape[1]:])
