@@ -1,5 +1,20 @@
-"""Evaluation of representations: weighted kNN, linear probe, RankMe."""
+"""Evaluation of representations: the field's protocols (weighted kNN, linear probe,
+few-shot, clustering) and label-free monitors (RankMe, alignment, uniformity, std)."""
 
-from selfsup.evaluate.protocols import embed_images, evaluate_embeddings, knn_predict, linear_probe, rankme
+from selfsup.evaluate.clustering import cluster_scores, hungarian_accuracy
+from selfsup.evaluate.monitors import alignment, embedding_std, label_free_monitors, uniformity
+from selfsup.evaluate.protocols import (
+    embed_images,
+    evaluate_embeddings,
+    few_shot,
+    knn_predict,
+    knn_predict_many,
+    linear_probe,
+    rankme,
+    select_regularisation,
+)
+from selfsup.evaluate.suite import PROTOCOLS, evaluate_all
 
-__all__ = ["embed_images", "evaluate_embeddings", "knn_predict", "linear_probe", "rankme"]
+__all__ = ["PROTOCOLS", "alignment", "cluster_scores", "embed_images", "embedding_std", "evaluate_all",
+           "evaluate_embeddings", "few_shot", "hungarian_accuracy", "knn_predict", "knn_predict_many",
+           "label_free_monitors", "linear_probe", "rankme", "select_regularisation", "uniformity"]

@@ -36,21 +36,32 @@ def embed_images(model, images: torch.Tensor, mean, std, batch_size: int = 512,
         model.train(was_training)
 
 
+def knn_predict_many(train: torch.Tensor, train_labels: torch.Tensor, queries: torch.Tensor,
+                     ks=(20,), temperature: float = 0.07, num_classes: int | None = None,
+                     chunk: int = 1024) -> dict[int, torch.Tensor]:
+    """Weighted kNN class predictions for ``queries`` for each k in ``ks`` (one search)."""
+    num_classes = num_classes or int(train_labels.max()) + 1
+    largest = min(max(ks), len(train))
+    bank = F.normalize(train.float(), dim=1)
+    predictions = {k: [] for k in ks}
+    for start in range(0, len(queries), chunk):
+        q = F.normalize(queries[start:start + chunk].float(), dim=1)
+        similarity, index = (q @ bank.T).topk(largest, dim=1)
+        weights = (similarity / temperature).exp()
+        neighbour_labels = train_labels[index]
+        for k in ks:
+            k_used = min(k, largest)
+            votes = torch.zeros(len(q), num_classes).scatter_add_(
+                1, neighbour_labels[:, :k_used], weights[:, :k_used])
+            predictions[k].append(votes.argmax(dim=1))
+    return {k: torch.cat(p) for k, p in predictions.items()}
+
+
 def knn_predict(train: torch.Tensor, train_labels: torch.Tensor, queries: torch.Tensor,
                 k: int = 20, temperature: float = 0.07, num_classes: int | None = None,
                 chunk: int = 1024) -> torch.Tensor:
     """Weighted kNN class predictions for ``queries`` given a labelled ``train`` bank."""
-    num_classes = num_classes or int(train_labels.max()) + 1
-    k = min(k, len(train))
-    bank = F.normalize(train.float(), dim=1)
-    predictions = []
-    for start in range(0, len(queries), chunk):
-        q = F.normalize(queries[start:start + chunk].float(), dim=1)
-        similarity, index = (q @ bank.T).topk(k, dim=1)
-        weights = (similarity / temperature).exp()
-        votes = torch.zeros(len(q), num_classes).scatter_add_(1, train_labels[index], weights)
-        predictions.append(votes.argmax(dim=1))
-    return torch.cat(predictions)
+    return knn_predict_many(train, train_labels, queries, (k,), temperature, num_classes, chunk)[k]
 
 
 def linear_probe(train: torch.Tensor, train_labels: torch.Tensor, test: torch.Tensor,
@@ -63,6 +74,46 @@ def linear_probe(train: torch.Tensor, train_labels: torch.Tensor, test: torch.Te
     probe = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter))
     probe.fit(train.numpy(), train_labels.numpy())
     return probe.predict(test.numpy())
+
+
+def select_regularisation(train: torch.Tensor, train_labels: torch.Tensor,
+                          candidates=(0.01, 0.1, 1.0, 10.0), seed: int = 0) -> float:
+    """The inverse regularisation C of the linear probe with the best accuracy on a fixed
+    stratified 20% validation split of the training embeddings."""
+    from sklearn.model_selection import train_test_split
+
+    labels = train_labels.numpy()
+    stratify = labels if np.bincount(labels).min() >= 2 else None
+    fit, val = train_test_split(np.arange(len(labels)), test_size=0.2, random_state=seed,
+                                stratify=stratify)
+    scores = [(linear_probe(train[fit], train_labels[fit], train[val], C=C) == labels[val]).mean()
+              for C in candidates]
+    return float(candidates[int(np.argmax(scores))])
+
+
+def few_shot(train: torch.Tensor, train_labels: torch.Tensor, test: torch.Tensor,
+             test_labels: torch.Tensor, shots=(1, 5, 10), episodes: int = 10, seed: int = 0) -> dict:
+    """Accuracy with ``n`` labelled samples per class, mean and std over random episodes:
+    logistic regression on L2-normalised embeddings of the sampled training samples."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(seed)
+    labels = train_labels.numpy()
+    classes = np.unique(labels)
+    x_train = F.normalize(train.float(), dim=1).numpy()
+    x_test = F.normalize(test.float(), dim=1).numpy()
+    result = {}
+    for n in shots:
+        if min(np.sum(labels == c) for c in classes) < n:
+            continue
+        accuracies = []
+        for _ in range(episodes):
+            picked = np.concatenate([rng.choice(np.flatnonzero(labels == c), n, replace=False)
+                                     for c in classes])
+            classifier = LogisticRegression(C=10.0, max_iter=1000).fit(x_train[picked], labels[picked])
+            accuracies.append(float((classifier.predict(x_test) == test_labels.numpy()).mean()))
+        result[n] = {"mean": float(np.mean(accuracies)), "std": float(np.std(accuracies))}
+    return result
 
 
 def rankme(embeddings: torch.Tensor, eps: float = 1e-7, max_samples: int = 25_600) -> float:
