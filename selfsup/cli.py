@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 import warnings
+from pathlib import Path
 
 from selfsup.config import ConfigError, PretrainConfig, check_known, from_dict
 
@@ -49,7 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("run", metavar="RUN_DIR", help="run directory written by `selfsup pretrain`")
     evaluate.add_argument("--data", help="labelled data source to evaluate on (default: the run's data; "
                                          "its fixed holdout split is the test set)")
-    evaluate.add_argument("--knn-k", type=int, help="neighbours of the weighted kNN (default: the run's)")
+    evaluate.add_argument("--knn-k", type=int, help="neighbours of the weighted kNN of the summary "
+                                                    "numbers (default: the run's; k=10/20/100/200 are always reported)")
+    evaluate.add_argument("--quick", action="store_true",
+                          help="only the summary numbers (kNN, linear probe, RankMe), not few-shot, "
+                               "clustering and the k / regularisation sweeps")
 
     embed = sub.add_parser("embed", help="write one embedding per sample to a file",
                            description="Embed every sample of a data source with a run's backbone.")
@@ -58,6 +63,23 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--out", required=True,
                        help="output file: .parquet (columns id, embedding[, label]) or .npy "
                             "(array; ids in <name>.ids.txt)")
+
+    bench = sub.add_parser("benchmark", help="compare methods with the same budget and protocol",
+                           description="Pretrain each method with the same data, backbone and epochs, "
+                                       "evaluate every protocol, and write results.md and results.csv.")
+    bench.add_argument("--methods", required=True, help="comma-separated method names, e.g. simclr,byol")
+    bench.add_argument("--data", required=True, help="data source (as for pretrain)")
+    bench.add_argument("--epochs", type=int, required=True, help="training epochs for every method")
+    bench.add_argument("--out", default="results", help="results directory (default: results)")
+    bench.add_argument("--backbone", help="backbone for every method (default: as pretrain chooses)")
+    bench.add_argument("--batch-size", type=int, help="batch size for every method (default: 256)")
+    bench.add_argument("--image-size", type=int, help="image size for every method (default: as pretrain)")
+    bench.add_argument("--seed", type=int, help="seed for every method (default: 0)")
+
+    report = sub.add_parser("report", help="rebuild a run's report.html",
+                            description="Write RUN_DIR/report.html: results, training curves, "
+                                        "embedding map, nearest-neighbour grids, skipped files.")
+    report.add_argument("run", metavar="RUN_DIR", help="run directory written by `selfsup pretrain`")
 
     sub.add_parser("datasets", help="list the built-in datasets",
                    description="List the built-in datasets (they ship offline).")
@@ -100,12 +122,24 @@ def run(argv: list[str] | None = None) -> int:
     elif command == "evaluate":
         from selfsup.evaluate.run import evaluate_run
 
-        print(json.dumps(evaluate_run(args["run"], args["data"], args["knn_k"]), indent=2))
+        print(json.dumps(evaluate_run(args["run"], args["data"], args["knn_k"], full=not args["quick"]),
+                         indent=2))
     elif command == "embed":
         from selfsup.tasks import embed_run
 
         rows = embed_run(args["run"], args["data"], args["out"])
         print(f"wrote {rows} embeddings to {args['out']}")
+    elif command == "benchmark":
+        from selfsup.evaluate.benchmark import benchmark
+
+        shared = {k: args[k] for k in ("backbone", "batch_size", "image_size", "seed") if args[k] is not None}
+        benchmark([m for m in args["methods"].split(",") if m], args["data"], args["epochs"], args["out"],
+                  **shared)
+        print((Path(args["out"]) / "results.md").read_text())
+    elif command == "report":
+        from selfsup.report import build_report
+
+        print(f"wrote {build_report(args['run'])}")
     elif command == "datasets":
         from selfsup.data import BUILTIN_DATASETS
 
@@ -115,11 +149,11 @@ def run(argv: list[str] | None = None) -> int:
     elif command == "methods":
         from selfsup.methods import METHODS
 
-        print(f"{'name':<8} {'year':<5} {'recipe':<7} {'defaults':<36} paper")
+        print(f"{'name':<11} {'year':<5} {'recipe':<7} {'needs':<33} {'defaults':<36} paper")
         for m in METHODS.values():
             o = m.optimizer
             defaults = f"{o.name}, lr {o.lr:g} x B/256, wd {o.weight_decay:g}"
-            print(f"{m.name:<8} {m.year:<5} {m.recipe:<7} {defaults:<36} {m.paper}")
+            print(f"{m.name:<11} {m.year:<5} {m.recipe:<7} {m.needs:<33} {defaults:<36} {m.paper}")
     return 0
 
 

@@ -51,6 +51,9 @@ class PretrainConfig:
     accelerator: str = option("cpu", "Lightning accelerator: cpu, gpu, auto")
     devices: str = option("1", "Lightning devices: a count, a list like 0,1, or auto")
     precision: str = option("32-true", "Lightning precision: 32-true, bf16-mixed, 16-mixed")
+    stop_on_collapse: bool = option(False, "stop when the representation collapses (RankMe or embedding std "
+                                           "at its floor after an epoch), keeping the last good checkpoint")
+    report: bool = option(True, "write report.html (curves, embedding map, neighbour grids) at the end")
     log_every_n_steps: int | None = option(None, "steps between logged metrics (default: about twice an epoch, at most 50)")
     resume: bool = option(False, "continue the run in --out (default: the newest runs/<data>-<method>*) "
                                  "from its last checkpoint")

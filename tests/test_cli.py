@@ -43,6 +43,7 @@ def test_lists(capsys):
     run(["methods"])
     out = capsys.readouterr().out
     assert "simclr" in out and "byol" in out and "2020" in out and "Grill" in out
+    assert "2 views + EMA target" in out and "2 views + labels" in out and "ViT backbone" in out
 
 
 @pytest.mark.parametrize("values, message", [
@@ -83,3 +84,16 @@ def test_config_file_with_command_line_override(tmp_path):
         run(["pretrain", "--config", str(tmp_path / "bad.yaml")])
     with pytest.raises(ConfigError, match="epochs=0"):  # the command line wins over the file
         run(["pretrain", "--config", str(tmp_path / "c.yaml"), "--batch-size", "8", "--epochs", "0"])
+
+
+def test_benchmark_command_writes_tables(tmp_path, capsys):
+    import csv
+
+    run(["benchmark", "--methods", "simclr,byol", "--data", "digits", "--epochs", "1",
+         "--image-size", "16", "--out", str(tmp_path / "results")])
+    rows = list(csv.DictReader(open(tmp_path / "results" / "results.csv")))
+    assert [r["method"] for r in rows] == ["simclr", "byol"]
+    assert all(r["backbone"] == "smallcnn" and float(r["knn_top1"]) > 0.1 and r["5_shot"] for r in rows)
+    table = (tmp_path / "results" / "results.md").read_text()
+    assert "| simclr |" in table and "Protocols:" in table and "Hungarian" in table
+    assert "| byol |" in capsys.readouterr().out

@@ -148,3 +148,17 @@ def test_cli_pretrain_prints_summary_line(tmp_path, capsys):
          "--out", str(tmp_path / "r")])
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert line.startswith("simclr on digits: kNN top-1 ") and "linear top-1" in line and "RankMe" in line
+
+
+def test_evaluate_command_reports_every_protocol(simclr_run, capsys):
+    out, summary = simclr_run
+    run(["evaluate", str(out)])
+    result = json.loads(capsys.readouterr().out)
+    for name in ("pretrained", "random_weights"):
+        protocols = result[name]
+        assert set(protocols) == {"label_free", "knn", "linear", "few_shot", "clustering"}
+        assert all("protocol" in value for value in protocols.values())
+        assert set(protocols["few_shot"]) == {"protocol", "1_shot", "5_shot", "10_shot"}
+    assert result["pretrained"]["knn"]["top1"]["20"] == pytest.approx(summary["knn_top1"], abs=1e-6)
+    # pretraining helps clustering and few-shot too (measured: see README)
+    assert result["pretrained"]["clustering"]["nmi"] > result["random_weights"]["clustering"]["nmi"]

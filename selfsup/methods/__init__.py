@@ -17,13 +17,14 @@ from selfsup.methods.nnclr import NNCLR
 from selfsup.methods.rotnet import RotNet
 from selfsup.methods.simclr import SimCLR
 from selfsup.methods.simsiam import SimSiam
+from selfsup.methods.supcon import SupCon
 from selfsup.methods.swav import SwAV
 from selfsup.methods.vicreg import VICReg
 
 METHODS: dict[str, type[Method]] = {
     cls.name: cls
     for cls in (SimCLR, BYOL, SimSiam, BarlowTwins, VICReg, MoCo, MoCoV3, NNCLR, DCL, DCLW,
-                SwAV, DINO, MAE, IJEPA, RotNet)
+                SwAV, DINO, MAE, IJEPA, RotNet, SupCon)
 }
 
 
@@ -34,5 +35,5 @@ def create(name: str, backbone: nn.Module, **options) -> Method:
 
 
 __all__ = ["BYOL", "BarlowTwins", "DCL", "DCLW", "DINO", "IJEPA", "MAE", "METHODS", "Method",
-           "MoCo", "MoCoV3", "NNCLR", "OptimizerDefaults", "RotNet", "SimCLR", "SimSiam", "SwAV",
+           "MoCo", "MoCoV3", "NNCLR", "OptimizerDefaults", "RotNet", "SimCLR", "SimSiam", "SupCon", "SwAV",
            "VICReg", "create"]

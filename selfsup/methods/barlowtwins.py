@@ -28,6 +28,7 @@ class BarlowTwins(Method):
     paper = "Zbontar et al., Barlow Twins: Self-Supervised Learning via Redundancy Reduction"
     year = 2021
     recipe = "byol"
+    needs = "2 views"
     optimizer = OptimizerDefaults("lars", lr=0.2, weight_decay=1.5e-6)
 
     def __init__(self, backbone: nn.Module, projection_dim: int = 2048, hidden_dim: int = 2048,

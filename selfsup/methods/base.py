@@ -23,7 +23,9 @@ class Method(nn.Module):
     paper: str = ""
     year: int = 0
     recipe: str = ""
+    needs: str = ""  # what training takes, shown by `selfsup methods`: "2 views + EMA target"
     default_backbone: str | None = None  # e.g. a ViT for masked-image methods; else by image size
+    needs_labels: bool = False  # supervised methods get ``labels=`` in training_step
     optimizer: OptimizerDefaults = OptimizerDefaults("adamw", 1e-3, 0.05)
 
     def __init__(self, backbone: nn.Module):

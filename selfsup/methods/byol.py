@@ -37,6 +37,7 @@ class BYOL(Method):
     paper = "Grill et al., Bootstrap Your Own Latent"
     year = 2020
     recipe = "byol"
+    needs = "2 views + EMA target"
     optimizer = OptimizerDefaults("lars", lr=1.0, weight_decay=1.5e-6)
 
     def __init__(self, backbone: nn.Module, projection_dim: int = 256, hidden_dim: int = 1024,

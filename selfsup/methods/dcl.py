@@ -27,6 +27,7 @@ class DCL(Method):
     paper = "Yeh et al., Decoupled Contrastive Learning"
     year = 2022
     recipe = "simclr"
+    needs = "2 views"
     optimizer = OptimizerDefaults("lars", lr=0.3, weight_decay=1e-6)
 
     def __init__(self, backbone: nn.Module, projection_dim: int = 128, hidden_dim: int | None = None,

@@ -67,6 +67,7 @@ class DINO(Method):
     paper = "Caron et al., Emerging Properties in Self-Supervised Vision Transformers"
     year = 2021
     recipe = "dino"
+    needs = "multi-crop + EMA teacher"
     optimizer = OptimizerDefaults("adamw", lr=0.0005, weight_decay=0.04)
 
     def __init__(self, backbone: nn.Module, out_dim: int = 4096, hidden_dim: int = 2048,

@@ -44,6 +44,7 @@ class IJEPA(Method):
     paper = "Assran et al., Self-Supervised Learning from Images with a Joint-Embedding Predictive Architecture"
     year = 2023
     recipe = "ijepa"
+    needs = "ViT backbone + EMA target"
     optimizer = OptimizerDefaults("adamw", lr=1.25e-4, weight_decay=0.04)
     default_backbone = "vit_tiny"
 

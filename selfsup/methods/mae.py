@@ -35,6 +35,7 @@ class MAE(Method):
     paper = "He et al., Masked Autoencoders Are Scalable Vision Learners"
     year = 2022
     recipe = "mae"
+    needs = "ViT backbone"
     optimizer = OptimizerDefaults("adamw", lr=1.5e-4, weight_decay=0.05)
     default_backbone = "vit_tiny"
 

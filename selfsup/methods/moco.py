@@ -48,6 +48,7 @@ class MoCo(Method):
     paper = "Chen et al., Improved Baselines with Momentum Contrastive Learning (MoCo v2)"
     year = 2020
     recipe = "simclr"
+    needs = "2 views + EMA key encoder + queue"
     optimizer = OptimizerDefaults("sgd", lr=0.03, weight_decay=1e-4)
 
     def __init__(self, backbone: nn.Module, projection_dim: int = 128, hidden_dim: int = 2048,

@@ -33,6 +33,7 @@ class MoCoV3(Method):
     paper = "Chen, Xie, He, An Empirical Study of Training Self-Supervised Vision Transformers"
     year = 2021
     recipe = "byol"
+    needs = "2 views + EMA key encoder"
     optimizer = OptimizerDefaults("lars", lr=0.6, weight_decay=1e-6)
 
     def __init__(self, backbone: nn.Module, projection_dim: int = 256, hidden_dim: int = 2048,

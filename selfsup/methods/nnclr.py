@@ -40,6 +40,7 @@ class NNCLR(Method):
     paper = "Dwibedi et al., With a Little Help from My Friends: Nearest-Neighbor Contrastive Learning"
     year = 2021
     recipe = "byol"
+    needs = "2 views + support queue"
     optimizer = OptimizerDefaults("lars", lr=0.3, weight_decay=1e-6)
 
     def __init__(self, backbone: nn.Module, projection_dim: int = 256, hidden_dim: int = 2048,

@@ -36,6 +36,7 @@ class RotNet(Method):
     paper = "Gidaris, Singh, Komodakis, Unsupervised Representation Learning by Predicting Image Rotations"
     year = 2018
     recipe = "rotnet"
+    needs = "4 rotations of 1 view"
     optimizer = OptimizerDefaults("sgd", lr=0.1, weight_decay=5e-4)
 
     def __init__(self, backbone: nn.Module, hidden_dim: int = 0):

@@ -25,6 +25,7 @@ class SimCLR(Method):
     paper = "Chen et al., A Simple Framework for Contrastive Learning of Visual Representations"
     year = 2020
     recipe = "simclr"
+    needs = "2 views"
     optimizer = OptimizerDefaults("lars", lr=0.3, weight_decay=1e-6)
 
     def __init__(self, backbone: nn.Module, projection_dim: int = 128, hidden_dim: int | None = None,

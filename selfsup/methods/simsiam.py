@@ -27,6 +27,7 @@ class SimSiam(Method):
     paper = "Chen & He, Exploring Simple Siamese Representation Learning"
     year = 2021
     recipe = "simclr"
+    needs = "2 views"
     optimizer = OptimizerDefaults("sgd", lr=0.05, weight_decay=1e-4)
 
     def __init__(self, backbone: nn.Module, projection_dim: int = 2048, hidden_dim: int = 2048,

@@ -42,6 +42,7 @@ class SwAV(Method):
     paper = "Caron et al., Unsupervised Learning of Visual Features by Contrasting Cluster Assignments"
     year = 2020
     recipe = "swav"
+    needs = "multi-crop (+ queue)"
     optimizer = OptimizerDefaults("lars", lr=0.6, weight_decay=1e-6)
 
     def __init__(self, backbone: nn.Module, projection_dim: int = 128, hidden_dim: int = 2048,

@@ -27,6 +27,7 @@ class VICReg(Method):
     paper = "Bardes, Ponce, LeCun, VICReg: Variance-Invariance-Covariance Regularization"
     year = 2022
     recipe = "byol"
+    needs = "2 views"
     optimizer = OptimizerDefaults("lars", lr=0.2, weight_decay=1e-6)
 
     def __init__(self, backbone: nn.Module, projection_dim: int = 2048, hidden_dim: int = 2048,

@@ -80,8 +80,11 @@ def train_loader(images: torch.Tensor, batch_size: int, seed: int, rank: int = 0
 class PretrainModule(L.LightningModule):
     def __init__(self, method: Method, recipe: Recipe, mean, std, *, optimizer: str, lr: float,
                  weight_decay: float, warmup_epochs: int, epochs: int, steps_per_epoch: int, seed: int,
-                 batch_size: int):
+                 batch_size: int, labels: torch.Tensor | None = None):
         super().__init__()
+        if method.needs_labels and labels is None:
+            raise ValueError(f"method {method.name} needs the training labels")
+        self.labels = labels  # (N,) for the in-memory images; only methods that need them see them
         self.batch_size = batch_size
         self.method, self.recipe = method, recipe
         self.mean, self.std = list(mean), list(std)
@@ -91,12 +94,16 @@ class PretrainModule(L.LightningModule):
         self.seed = seed
 
     def training_step(self, batch, batch_idx):
-        images, _ = batch
+        images, indices = batch
         generator = torch.Generator().manual_seed(derived_seed(self.seed, self.global_step))
         if self.trainer.world_size > 1:  # this process holds one slice of the global batch
             generator = SliceDraws(generator, self.batch_size, self.global_rank * len(images))
         views = self.recipe(images, generator, self.mean, self.std)
-        loss, logs = self.method.training_step(views)
+        if self.method.needs_labels:
+            labels = self.labels[indices.to(self.labels.device)].to(images.device)
+            loss, logs = self.method.training_step(views, labels=labels)
+        else:
+            loss, logs = self.method.training_step(views)
         if not torch.isfinite(loss):
             raise DivergenceError(f"loss is {loss.item()} at step {self.global_step} "
                                   f"(epoch {self.current_epoch})")
@@ -162,11 +169,13 @@ class EpochCheckpoint(L.Callback):
     """After every epoch: write ``checkpoints/epoch-NNNN`` atomically, then move ``last``
     to it, then delete older epochs beyond ``keep``."""
 
-    def __init__(self, directory: Path, keep: int = 2):
-        self.directory, self.keep = Path(directory), keep
+    def __init__(self, directory: Path, keep: int = 2, monitor=None):
+        self.directory, self.keep, self.monitor = Path(directory), keep, monitor
         remove_stale_temporaries(self.directory)
 
     def on_train_epoch_end(self, trainer, pl_module):
+        if self.monitor is not None and self.monitor.stop_on_collapse and self.monitor.collapsed_at:
+            return  # a collapsed state is never checkpointed: last stays the last good one
         path = self.directory / f"epoch-{trainer.current_epoch + 1:04d}"
         trainer.save_checkpoint(path, weights_only=False)
         if trainer.is_global_zero:

@@ -24,6 +24,7 @@ from selfsup.config import ConfigError, PretrainConfig, validate
 from selfsup.data import ImageSource, holdout_split, open_source
 from selfsup.evaluate import embed_images, evaluate_embeddings
 from selfsup.train.checkpoint import CheckpointError, SafeCheckpointIO, load_checkpoint, load_weights
+from selfsup.train.monitors import RepresentationMonitor
 from selfsup.train.sync_batchnorm import convert_batchnorm
 from selfsup.train.module import DivergenceError, EpochCheckpoint, JsonlLogger, PretrainModule, train_loader
 
@@ -147,13 +148,15 @@ def pretrain(config: PretrainConfig) -> dict:
         saved = PretrainConfig.load(out / "config.yaml")
         config = dataclasses.replace(saved, resume=True, epochs=config.epochs or saved.epochs,
                                      out=str(out))
-    elif (out / "checkpoints").exists():
+    elif (out / "checkpoints").exists() and _world()[0] == 0:  # other ranks may start after rank 0 made it
         raise ConfigError(f"out={str(out)!r}: already holds a run; pass --resume to continue it "
                           f"or choose another --out")
     _check_writable(out)
 
     started = time.time()
     source, train, test = prepare_data(config)
+    if methods.METHODS[config.method].needs_labels and train.labels is None:
+        raise ConfigError(f"method={config.method}: needs labelled data")
     out.mkdir(parents=True, exist_ok=True)
     config = resolve(dataclasses.replace(config, out=str(out)), source)
     if config.mean is None:
@@ -186,14 +189,17 @@ def pretrain(config: PretrainConfig) -> dict:
         method, recipe, mean, std, optimizer=config.optimizer,
         lr=config.lr * config.batch_size / 256, weight_decay=config.weight_decay,
         warmup_epochs=config.warmup_epochs, epochs=config.epochs, steps_per_epoch=len(loader),
-        seed=config.seed, batch_size=config.batch_size)
+        seed=config.seed, batch_size=config.batch_size,
+        labels=train.labels if method.needs_labels else None)
+    monitor = RepresentationMonitor(train.images, mean, std, recipe, config.seed,
+                                    stop_on_collapse=config.stop_on_collapse)
     resume_from = last.resolve() if config.resume and last.exists() else None
     resume_step = load_checkpoint(resume_from)["global_step"] if resume_from else None
     (out / "checkpoints").mkdir(exist_ok=True)
     trainer = L.Trainer(
         max_epochs=config.epochs, accelerator=config.accelerator, **_distribution(config, world_size),
         precision=config.precision, logger=JsonlLogger(out / "metrics.jsonl", resume_step),
-        callbacks=[EpochCheckpoint(out / "checkpoints")], enable_checkpointing=False,
+        callbacks=[monitor, EpochCheckpoint(out / "checkpoints", monitor=monitor)], enable_checkpointing=False,
         plugins=[SafeCheckpointIO()], use_distributed_sampler=False,
         log_every_n_steps=config.log_every_n_steps,
         enable_model_summary=False,
@@ -219,8 +225,13 @@ def pretrain(config: PretrainConfig) -> dict:
         "skipped_files": len(source.skipped),
         "skipped": [{"file": f, "reason": why} for f, why in source.skipped],
         "protocol": protocol(config),
+        "collapsed_after_epoch": monitor.collapsed_at,
     }
     write_json(out / "summary.json", summary)
+    if config.report:
+        from selfsup.report import build_report
+
+        build_report(out)
     return summary
 
 

@@ -87,3 +87,19 @@ def test_evaluate_all_states_every_protocol():
     assert set(result["knn"]["top1"]) == {"10", "20", "100", "200"}
     assert result["linear"]["top1"] > 0.9 and result["clustering"]["cluster_acc"] > 0.9
     assert set(evaluate_all(z, None)) == {"label_free"}
+
+
+def test_sklearn_style_estimators():
+    from selfsup.evaluate import LinearProbe, WeightedKNN
+
+    rng = np.random.default_rng(0)
+    names = np.array(["cat", "dog", "eel"])
+    y = names[np.arange(150) % 3]
+    X = rng.normal(size=(3, 6))[np.arange(150) % 3] * 4 + rng.normal(size=(150, 6))
+    knn = WeightedKNN(k=5).fit(X[:100], y[:100])
+    assert set(knn.predict(X[100:])) <= set(names) and knn.score(X[100:], y[100:]) > 0.95
+    expected = knn_predict(torch.tensor(X[:100], dtype=torch.float32),
+                           torch.tensor(np.arange(100) % 3), torch.tensor(X[100:], dtype=torch.float32), k=5)
+    assert (knn.predict(X[100:]) == names[expected.numpy()]).all()
+    probe = LinearProbe().fit(X[:100], y[:100])
+    assert probe.C_ in (0.01, 0.1, 1.0, 10.0) and probe.score(X[100:], y[100:]) > 0.95

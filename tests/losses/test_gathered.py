@@ -5,8 +5,8 @@ batch statistics without gradient (SwAV's Sinkhorn codes, with its queue, and DI
 import torch
 
 from selfsup import backbones, methods
-from selfsup.losses import (barlow_twins_loss, batch_info_nce, dcl_loss, dclw_loss, sinkhorn, swav_loss,
-                            updated_center, vicreg_loss)
+from selfsup.losses import (barlow_twins_loss, batch_info_nce, dcl_loss, dclw_loss, sinkhorn, supcon_loss,
+                            swav_loss, updated_center, vicreg_loss)
 from tests.gloo import run_in_processes
 
 LOSSES = {
@@ -16,6 +16,8 @@ LOSSES = {
     "dcl": lambda a, b, gathered: dcl_loss(a, b, 0.2, gather_distributed=gathered),
     "dclw": lambda a, b, gathered: dclw_loss(a, b, 0.2, 0.5, gather_distributed=gathered),
 }
+# SupCon's positives come from the labels, so each rank gathers its slice of them too
+SUPCON_LABELS = torch.tensor([0, 1, 0, 2, 1, 3, 3, 0])  # 2 once; 0 and 3 on both ranks
 
 
 def _parts(rank, world_size, z1, z2):
@@ -28,6 +30,27 @@ def _parts(rank, world_size, z1, z2):
         (loss / world_size).backward()  # DDP averages the ranks' gradients
         results[name] = (loss.item(), mine1.grad, mine2.grad)
     return results
+
+
+def _supcon_part(rank, world_size, z1, z2, labels):
+    n = len(z1) // world_size
+    part = slice(rank * n, (rank + 1) * n)
+    mine1, mine2 = z1[part].clone().requires_grad_(True), z2[part].clone().requires_grad_(True)
+    loss = supcon_loss(mine1, mine2, labels[part], 0.1, gather_distributed=True)
+    (loss / world_size).backward()
+    return loss.item(), mine1.grad, mine2.grad
+
+
+def test_gathered_supcon_equals_single_process():
+    torch.manual_seed(2)
+    z1, z2 = torch.randn(8, 5, dtype=torch.float64), torch.randn(8, 5, dtype=torch.float64)
+    ranks = run_in_processes(_supcon_part, z1, z2, SUPCON_LABELS)
+    a, b = z1.clone().requires_grad_(True), z2.clone().requires_grad_(True)
+    loss = supcon_loss(a, b, SUPCON_LABELS, 0.1)
+    loss.backward()
+    assert abs(sum(r[0] for r in ranks) / 2 - loss.item()) < 1e-6
+    assert torch.allclose(torch.cat([r[1] for r in ranks]), a.grad, atol=1e-6)
+    assert torch.allclose(torch.cat([r[2] for r in ranks]), b.grad, atol=1e-6)
 
 
 def test_gathered_losses_equal_single_process():

@@ -18,7 +18,7 @@ def test_simclr_step_is_nt_xent_of_projections():
 def test_registry_and_paper_metadata():
     assert set(methods.METHODS) >= {"simclr", "byol"}
     for cls in methods.METHODS.values():
-        assert cls.paper and cls.year >= 2018 and cls.recipe
+        assert cls.paper and cls.year >= 2018 and cls.recipe and cls.needs
     try:
         methods.create("nope", backbones.create("smallcnn"))
     except ValueError as error:
