@@ -17,32 +17,23 @@ from __future__ import annotations
 
 from torch import nn
 
-from selfsup.heads import MLP
 from selfsup.losses import dcl_loss, dclw_loss
-from selfsup.methods.base import Method, OptimizerDefaults
+from selfsup.methods.simclr import SimCLR
 
 
-class DCL(Method):
+class DCL(SimCLR):
+    """SimCLR's views, backbone and projector; only the loss differs."""
+
     name = "dcl"
     paper = "Yeh et al., Decoupled Contrastive Learning"
     year = 2022
-    recipe = "simclr"
-    needs = "2 views"
-    optimizer = OptimizerDefaults("lars", lr=0.3, weight_decay=1e-6)
 
     def __init__(self, backbone: nn.Module, projection_dim: int = 128, hidden_dim: int | None = None,
                  temperature: float = 0.1, gather_distributed: bool = False):
-        super().__init__(backbone)
-        self.projector = MLP(backbone.dim, hidden_dim or backbone.dim, projection_dim)
-        self.temperature = temperature
-        self.gather_distributed = gather_distributed
+        super().__init__(backbone, projection_dim, hidden_dim, temperature, gather_distributed)
 
     def loss(self, z1, z2):
         return dcl_loss(z1, z2, self.temperature, self.gather_distributed)
-
-    def training_step(self, views):
-        z1, z2 = (self.projector(self.backbone(v)) for v in views)
-        return self.loss(z1, z2), {}
 
 
 class DCLW(DCL):

@@ -35,7 +35,9 @@ class SimCLR(Method):
         self.temperature = temperature
         self.gather_distributed = gather_distributed
 
+    def loss(self, z1, z2):
+        return nt_xent(z1, z2, self.temperature, self.gather_distributed)
+
     def training_step(self, views):
         z1, z2 = (self.projector(self.backbone(v)) for v in views)
-        loss = nt_xent(z1, z2, self.temperature, self.gather_distributed)
-        return loss, {}
+        return self.loss(z1, z2), {}
