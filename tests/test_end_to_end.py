@@ -19,14 +19,12 @@ from selfsup.tasks import embed_run
 from selfsup.train import load_run, pretrain
 from selfsup.train.checkpoint import load_checkpoint, load_weights
 
-# Margins come from measured runs (README, "Results"). With these budgets, SimCLR gained
-# +0.069 kNN top-1 (0.933 vs 0.864) and +0.011 linear top-1 over random weights on digits;
-# BYOL, which needs more steps, +0.028 kNN and +0.000 linear. The kNN margins leave
-# room for run-to-run noise while a method that does not learn fails; random conv
-# features are already a strong linear baseline on digits (0.967), hence the small ones.
+# Margins come from measured runs (README, "Results"): with this budget SimCLR gained
+# +0.069 kNN top-1 (0.933 vs 0.864) and +0.011 linear top-1 over random weights on digits.
+# The kNN margin leaves room for noise while a method that does not learn fails; random
+# conv features are already a strong linear baseline on digits (0.967). Every other
+# method's learning is tested in tests/methods/test_learning.py.
 SIMCLR = dict(data="digits", method="simclr", epochs=15)
-BYOL = dict(data="digits", method="byol", epochs=12, batch_size=64, optimizer="adamw", lr=0.002,
-            weight_decay=0.05)
 
 
 @pytest.fixture(scope="module")
@@ -61,12 +59,6 @@ def test_simclr_beats_random_weights(simclr_run):
     assert summary["knn_top1"] > summary["baseline_knn_top1"] + 0.03
     assert summary["linear_top1"] > summary["baseline_linear_top1"]
     assert summary["rankme"] > 10
-
-
-def test_byol_beats_random_weights(tmp_path):
-    summary = pretrain(PretrainConfig(out=str(tmp_path / "byol"), **BYOL))
-    assert summary["knn_top1"] > summary["baseline_knn_top1"] + 0.01
-    assert summary["linear_top1"] >= summary["baseline_linear_top1"] - 0.01
 
 
 def test_evaluate_reproduces_the_summary(simclr_run):
