@@ -10,7 +10,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from selfsup.config import ConfigError, PretrainConfig, check_known, from_dict
+from selfsup.config import ConfigError, PretrainConfig, from_dict, read_options
 
 EPILOG = "Run `selfsup COMMAND --help` for the options of a command."
 
@@ -88,19 +88,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_yaml(path: str) -> dict:
-    import yaml
-
-    try:
-        values = yaml.safe_load(open(path))
-    except (OSError, yaml.YAMLError) as error:
-        raise ConfigError(f"config={path!r}: cannot read ({error})") from None
-    if not isinstance(values, dict):
-        raise ConfigError(f"config={path!r}: expected a mapping of options")
-    check_known(values, f"config={path!r}")
-    return values
-
-
 def _version() -> str:
     from selfsup import __version__
 
@@ -115,7 +102,7 @@ def run(argv: list[str] | None = None) -> int:
 
         values = {}
         if "config" in args:
-            values = load_yaml(args.pop("config"))
+            values = read_options(args.pop("config"))
         summary = pretrain(from_dict({**values, **args}, "command line"))
         if summary:
             print(summary_line(summary))

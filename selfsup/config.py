@@ -70,11 +70,19 @@ class PretrainConfig:
 
     @classmethod
     def load(cls, path: Path) -> "PretrainConfig":
-        try:
-            values = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError) as error:
-            raise ConfigError(f"{path}: cannot read config ({error})") from None
-        return from_dict(values, str(path))
+        return from_dict(read_options(path), str(path))
+
+
+def read_options(path) -> dict:
+    """The options of a YAML file (a run's config.yaml or a user's), checked to be known."""
+    try:
+        values = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise ConfigError(f"config={str(path)!r}: cannot read ({error})") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"config={str(path)!r}: expected a mapping of options")
+    check_known(values, f"config={str(path)!r}")
+    return values
 
 
 def check_known(values: dict, where: str) -> None:

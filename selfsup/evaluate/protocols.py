@@ -36,6 +36,14 @@ def embed_images(model, images: torch.Tensor, mean, std, batch_size: int = 512,
         model.train(was_training)
 
 
+def embed_splits(backbone, train, test, mean, std):
+    """Embeddings of a (train, test) pair of sources on the backbone's device; test may be None."""
+    device = next(backbone.parameters()).device
+    train_embeddings = embed_images(backbone, train.images, mean, std, device=device)
+    test_embeddings = None if test is None else embed_images(backbone, test.images, mean, std, device=device)
+    return train_embeddings, test_embeddings
+
+
 def knn_predict_many(train: torch.Tensor, train_labels: torch.Tensor, queries: torch.Tensor,
                      ks=(20,), temperature: float = 0.07, num_classes: int | None = None,
                      chunk: int = 1024) -> dict[int, torch.Tensor]:

@@ -6,7 +6,7 @@ import dataclasses
 import os
 
 from selfsup.config import ConfigError
-from selfsup.evaluate.protocols import embed_images, evaluate_embeddings
+from selfsup.evaluate.protocols import embed_splits, evaluate_embeddings
 from selfsup.evaluate.suite import evaluate_all
 from selfsup.train.run import build_method, load_run, prepare_data, protocol
 
@@ -25,9 +25,7 @@ def evaluate_run(run_dir: str | os.PathLike, data: str | None = None, knn_k: int
     result = {"run": str(run_dir), "data": config.data, "method": config.method,
               "protocol": protocol(config)}
     for name, model in (("pretrained", method), ("random_weights", build_method(config))):
-        train_embeddings = embed_images(model.backbone, train.images, config.mean, config.std)
-        test_embeddings = None if test is None else embed_images(model.backbone, test.images,
-                                                                 config.mean, config.std)
+        train_embeddings, test_embeddings = embed_splits(model.backbone, train, test, config.mean, config.std)
         test_labels = None if test is None else test.labels
         prefix = "" if name == "pretrained" else "baseline_"
         scores = evaluate_embeddings(train_embeddings, train.labels, test_embeddings, test_labels, config.knn_k)

@@ -22,7 +22,7 @@ import torch
 from selfsup import augment, backbones, methods
 from selfsup.config import ConfigError, PretrainConfig, validate
 from selfsup.data import ImageSource, holdout_split, open_source
-from selfsup.evaluate import embed_images, evaluate_embeddings
+from selfsup.evaluate.protocols import embed_splits, evaluate_embeddings
 from selfsup.train.checkpoint import CheckpointError, SafeCheckpointIO, load_checkpoint, load_weights
 from selfsup.train.monitors import RepresentationMonitor
 from selfsup.train.sync_batchnorm import convert_batchnorm
@@ -242,10 +242,7 @@ def protocol(config: PretrainConfig) -> str:
 
 
 def _evaluate(method, train, test, mean, std, config) -> dict:
-    device = next(method.parameters()).device
-    train_embeddings = embed_images(method.backbone, train.images, mean, std, device=device)
-    test_embeddings = None if test is None else embed_images(method.backbone, test.images, mean, std,
-                                                             device=device)
+    train_embeddings, test_embeddings = embed_splits(method.backbone, train, test, mean, std)
     return evaluate_embeddings(train_embeddings, train.labels, test_embeddings,
                                None if test is None else test.labels, knn_k=config.knn_k)
 
