@@ -20,10 +20,11 @@ from selfsup.methods.simsiam import SimSiam
 from selfsup.methods.supcon import SupCon
 from selfsup.methods.swav import SwAV
 from selfsup.methods.vicreg import VICReg
+from selfsup.methods.wmse import WMSE
 
 METHODS: dict[str, type[Method]] = {
     cls.name: cls
-    for cls in (SimCLR, BYOL, SimSiam, BarlowTwins, VICReg, MoCo, MoCoV3, NNCLR, DCL, DCLW,
+    for cls in (SimCLR, BYOL, SimSiam, BarlowTwins, VICReg, WMSE, MoCo, MoCoV3, NNCLR, DCL, DCLW,
                 SwAV, DINO, MAE, IJEPA, RotNet, SupCon)
 }
 
@@ -36,4 +37,4 @@ def create(name: str, backbone: nn.Module, **options) -> Method:
 
 __all__ = ["BYOL", "BarlowTwins", "DCL", "DCLW", "DINO", "IJEPA", "MAE", "METHODS", "Method",
            "MoCo", "MoCoV3", "NNCLR", "OptimizerDefaults", "RotNet", "SimCLR", "SimSiam", "SupCon", "SwAV",
-           "VICReg", "create"]
+           "VICReg", "WMSE", "create"]

@@ -26,6 +26,8 @@ class Method(nn.Module):
     needs: str = ""  # what training takes, shown by `selfsup methods`: "2 views + EMA target"
     default_backbone: str | None = None  # e.g. a ViT for masked-image methods; else by image size
     needs_labels: bool = False  # supervised methods get ``labels=`` in training_step
+    crop_min_scale: float | None = None  # where the paper's crop differs from its recipe's
+    min_batch_size: int = 2  # samples a step needs (W-MSE: more than its embedding size)
     optimizer: OptimizerDefaults = OptimizerDefaults("adamw", 1e-3, 0.05)
 
     def __init__(self, backbone: nn.Module):

@@ -69,7 +69,7 @@ def resolve(config: PretrainConfig, source: ImageSource) -> PretrainConfig:
         epochs=epochs,
         image_size=source.image_size,
         backbone=config.backbone or cls.default_backbone or backbones.default_backbone(source.image_size),
-        crop_min_scale=config.crop_min_scale or recipe_crop_scale(cls.recipe)[0],
+        crop_min_scale=config.crop_min_scale or cls.crop_min_scale or recipe_crop_scale(cls.recipe)[0],
         optimizer=config.optimizer or cls.optimizer.name,
         lr=config.lr or cls.optimizer.lr,
         weight_decay=cls.optimizer.weight_decay if config.weight_decay is None else config.weight_decay,
@@ -177,6 +177,9 @@ def pretrain(config: PretrainConfig) -> dict:
         (out / "skipped_files.txt").write_text("".join(f"{f}\t{why}\n" for f, why in source.skipped))
 
     method = build_method(config, distributed=world_size > 1)
+    if config.batch_size < method.min_batch_size:
+        raise ConfigError(f"batch_size={config.batch_size}: method {config.method} needs at least "
+                          f"{method.min_batch_size} samples a step")
     if world_size > 1:  # normalise with the statistics of the global batch, as one process would
         method = convert_batchnorm(method)
     _check_free_space(out, method)

@@ -6,7 +6,7 @@ import torch
 
 from selfsup import backbones, methods
 from selfsup.losses import (barlow_twins_loss, batch_info_nce, dcl_loss, dclw_loss, sinkhorn, supcon_loss,
-                            swav_loss, updated_center, vicreg_loss)
+                            swav_loss, updated_center, vicreg_loss, wmse_loss)
 from tests.gloo import run_in_processes
 
 LOSSES = {
@@ -15,6 +15,9 @@ LOSSES = {
     "batch_info_nce": lambda a, b, gathered: batch_info_nce(a, b, 0.2, gather_distributed=gathered),
     "dcl": lambda a, b, gathered: dcl_loss(a, b, 0.2, gather_distributed=gathered),
     "dclw": lambda a, b, gathered: dclw_loss(a, b, 0.2, 0.5, gather_distributed=gathered),
+    # the sub-batch split comes from a generator every process seeds alike
+    "wmse": lambda a, b, gathered: wmse_loss([a, b], 8, torch.Generator().manual_seed(3),
+                                             gather_distributed=gathered),
 }
 # SupCon's positives come from the labels, so each rank gathers its slice of them too
 SUPCON_LABELS = torch.tensor([0, 1, 0, 2, 1, 3, 3, 0])  # 2 once; 0 and 3 on both ranks
