@@ -130,9 +130,9 @@ def run(argv: list[str] | None = None) -> int:
     elif command == "datasets":
         from selfsup.data import BUILTIN_DATASETS
 
-        print(f"{'name':<10} {'modality':<9} {'size':>6}  labels  description")
+        print(f"{'name':<16} {'modality':<10} {'size':>6}  labels  description")
         for d in BUILTIN_DATASETS.values():
-            print(f"{d.name:<10} {d.modality:<9} {d.size:>6}  {'yes' if d.has_labels else 'no':<6}  {d.description}")
+            print(f"{d.name:<16} {d.modality:<10} {d.size:>6}  {'yes' if d.has_labels else 'no':<6}  {d.description}")
     elif command == "methods":
         from selfsup.methods import METHODS
 

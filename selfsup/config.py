@@ -24,7 +24,8 @@ def option(default, help: str, **metadata):
 @dataclass
 class PretrainConfig:
     data: str = option(None, "data source: a built-in dataset name (see `selfsup datasets`), "
-                             "a folder of images, or a .npy/.npz uint8 image array", required=True)
+                             "a folder of images, a .npy/.npz array (uint8: images, float: time series "
+                             "(N, T) or (N, C, T)), a .csv/.parquet table or a UCR/UEA .ts file", required=True)
     method: str = option("simclr", "self-supervised method (see `selfsup methods`)")
     out: str | None = option(None, "run directory (default: runs/<data>-<method>, numbered if taken)")
     epochs: int | None = option(None, "training epochs (default: 30 for digits, 100 otherwise)")
@@ -57,6 +58,9 @@ class PretrainConfig:
     log_every_n_steps: int | None = option(None, "steps between logged metrics (default: about twice an epoch, at most 50)")
     resume: bool = option(False, "continue the run in --out (default: the newest runs/<data>-<method>*) "
                                  "from its last checkpoint")
+    label_column: str | None = option(None, "tables: the column holding class labels (evaluation only, "
+                                            "never a feature)")
+    input_shape: list | None = option(None, "shape of one sample (measured on the data)", cli=False)
     mean: list | None = option(None, "per-channel input mean (measured on the data)", cli=False)
     std: list | None = option(None, "per-channel input std (measured on the data)", cli=False)
 
@@ -128,8 +132,8 @@ def validate(config: PretrainConfig) -> None:
 
     _check(config.method in methods.METHODS, "method", config.method,
            f"expected one of {', '.join(methods.METHODS)}")
-    _check(config.backbone is None or config.backbone in backbones.BACKBONES, "backbone",
-           config.backbone, f"expected one of {', '.join(backbones.BACKBONES)}")
+    _check(config.backbone is None or config.backbone in backbones.MODALITY, "backbone",
+           config.backbone, f"expected one of {', '.join(backbones.MODALITY)}")
     _check(config.optimizer is None or config.optimizer in OPTIMIZERS, "optimizer",
            config.optimizer, f"expected one of {', '.join(OPTIMIZERS)}")
     _check(config.epochs is None or config.epochs >= 1, "epochs", config.epochs, "expected >= 1")

@@ -8,12 +8,18 @@
 - ``vit_tiny`` / ``vit_small``: timm Vision Transformers with random weights, patch size 4
   up to 64 px and 16 above, mean of the patch tokens; they also give patch tokens
   (``tokens(x)``) and are what MAE and I-JEPA need (see ``selfsup.backbones.vit``).
+
+Tables and time series have their own (``selfsup.backbones.tables``, ``.timeseries``); they
+are built for an ``input_shape``, (F,) features or (C, T) channels and steps.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from selfsup.backbones.tables import TABLE_BACKBONES
+from selfsup.backbones.timeseries import SERIES_BACKBONES
 
 
 class SmallCNN(nn.Module):
@@ -63,14 +69,27 @@ BACKBONES = {
 }
 
 
-def default_backbone(image_size: int) -> str:
-    """``smallcnn`` for images up to 64 px, ``resnet18`` above."""
+SHAPED_BACKBONES = {**TABLE_BACKBONES, **SERIES_BACKBONES}  # built for an input shape
+MODALITY = {**{name: "image" for name in BACKBONES}, **{name: "table" for name in TABLE_BACKBONES},
+            **{name: "timeseries" for name in SERIES_BACKBONES}}
+
+
+def default_backbone(image_size: int | None, modality: str = "image") -> str:
+    """``smallcnn`` for images up to 64 px, ``resnet18`` above; ``mlp`` for tables,
+    ``resnet1d_small`` for time series."""
+    if modality != "image":
+        return {"table": "mlp", "timeseries": "resnet1d_small"}[modality]
     return "smallcnn" if image_size <= 64 else "resnet18"
 
 
-def create(name: str, small_stem: bool = True, image_size: int = 224) -> nn.Module:
+def create(name: str, small_stem: bool = True, image_size: int = 224, input_shape=None) -> nn.Module:
     """``small_stem`` concerns the ResNets; ``image_size`` the ViTs, whose patch grid and
-    positional embeddings are fixed by it (the CNNs take any size)."""
+    positional embeddings are fixed by it (the CNNs take any size); ``input_shape`` the
+    table and series backbones."""
+    if name in SHAPED_BACKBONES:
+        if not input_shape:
+            raise ValueError(f"backbone {name!r} needs the input shape of the data")
+        return SHAPED_BACKBONES[name](list(input_shape))
     if name not in BACKBONES:
-        raise ValueError(f"unknown backbone {name!r}; available: {', '.join(BACKBONES)}")
+        raise ValueError(f"unknown backbone {name!r}; available: {', '.join(MODALITY)}")
     return BACKBONES[name](small_stem, image_size)

@@ -12,6 +12,7 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -33,6 +34,7 @@ class ImageSource:
     labels: torch.Tensor | None = None  # (N,) int64
     classes: list[str] | None = None
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+    modality: ClassVar[str] = "image"
 
     def __post_init__(self):
         if self.images.dtype != torch.uint8 or self.images.ndim != 4 or self.images.shape[1] != 3:
@@ -51,6 +53,14 @@ class ImageSource:
     @property
     def image_size(self) -> int:
         return int(self.images.shape[-1])
+
+    @property
+    def samples(self) -> torch.Tensor:  # what every modality's source has (selfsup.data.samples)
+        return self.images
+
+    @property
+    def input_shape(self) -> list[int]:
+        return list(self.images.shape[1:])
 
     def subset(self, index) -> "ImageSource":
         index = torch.as_tensor(index, dtype=torch.long)
@@ -251,16 +261,26 @@ def load_folder_source(root: Path, image_size: int | None = None, workers: int |
     return ImageSource(root.name, images, [str(r) for r in relative], labels, classes, skipped)
 
 
-def open_source(spec: str, image_size: int | None = None) -> ImageSource:
-    """Open a data source by name: a built-in dataset, an image folder, or an array file."""
+def open_source(spec: str, image_size: int | None = None, label_column: str | None = None):
+    """Open a data source by name: a built-in dataset, an image folder, an array file
+    (uint8: images, float: time series), a CSV/Parquet table or a ``.ts`` file."""
+    from selfsup.data import tables, timeseries
+
     if spec in BUILTIN_DATASETS:
         return BUILTIN_DATASETS[spec].load(image_size)
     path = Path(spec).expanduser()
     if path.is_dir():
         return load_folder_source(path, image_size)
+    if path.is_file() and path.suffix.lower() in tables.TABLE_SUFFIXES:
+        return tables.load_table_source(path, label_column)
+    if path.is_file() and path.suffix.lower() == ".ts":
+        return timeseries.load_ts_source(path)
     if path.is_file() and path.suffix in (".npy", ".npz"):
+        if timeseries.is_series_array(path):
+            return timeseries.load_series_array(path)
         return load_array_source(path, image_size)
     if path.exists():
-        raise DataError(f"{spec}: not a folder of images or a .npy/.npz array file")
+        raise DataError(f"{spec}: not a folder of images, a .npy/.npz array, a .csv/.parquet "
+                        f"table or a .ts file")
     raise DataError(f"{spec}: no such file or folder, and not a built-in dataset "
                     f"(built-in: {', '.join(BUILTIN_DATASETS)})")

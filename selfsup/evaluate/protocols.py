@@ -17,20 +17,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from selfsup.augment.ops import normalize
+from selfsup.data.samples import model_input
 
 
 @torch.no_grad()
 def embed_images(model, images: torch.Tensor, mean, std, batch_size: int = 512,
                  device: str | torch.device = "cpu") -> torch.Tensor:
-    """Embed uint8 images (N, 3, H, W) with ``model`` in eval mode; returns float32 (N, D)."""
+    """Embed raw samples of any modality (uint8 images (N, 3, H, W), float tables or series)
+    with ``model`` in eval mode; returns float32 (N, D)."""
     was_training = model.training
     model.eval()
     try:
         parts = []
         for start in range(0, len(images), batch_size):
-            x = images[start:start + batch_size].to(device).float().div_(255)
-            parts.append(model(normalize(x, mean, std)).float().cpu())
+            parts.append(model(model_input(images[start:start + batch_size].to(device), mean, std)).float().cpu())
         return torch.cat(parts)
     finally:
         model.train(was_training)
@@ -39,8 +39,8 @@ def embed_images(model, images: torch.Tensor, mean, std, batch_size: int = 512,
 def embed_splits(backbone, train, test, mean, std):
     """Embeddings of a (train, test) pair of sources on the backbone's device; test may be None."""
     device = next(backbone.parameters()).device
-    train_embeddings = embed_images(backbone, train.images, mean, std, device=device)
-    test_embeddings = None if test is None else embed_images(backbone, test.images, mean, std, device=device)
+    train_embeddings = embed_images(backbone, train.samples, mean, std, device=device)
+    test_embeddings = None if test is None else embed_images(backbone, test.samples, mean, std, device=device)
     return train_embeddings, test_embeddings
 
 

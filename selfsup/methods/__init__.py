@@ -11,10 +11,12 @@ from selfsup.methods.dcl import DCL, DCLW
 from selfsup.methods.dino import DINO
 from selfsup.methods.ijepa import IJEPA
 from selfsup.methods.mae import MAE
+from selfsup.methods.masked_series import MaskedSeries
 from selfsup.methods.moco import MoCo
 from selfsup.methods.mocov3 import MoCoV3
 from selfsup.methods.nnclr import NNCLR
 from selfsup.methods.rotnet import RotNet
+from selfsup.methods.scarf import SCARF
 from selfsup.methods.simclr import SimCLR
 from selfsup.methods.simsiam import SimSiam
 from selfsup.methods.supcon import SupCon
@@ -25,7 +27,7 @@ from selfsup.methods.wmse import WMSE
 METHODS: dict[str, type[Method]] = {
     cls.name: cls
     for cls in (SimCLR, BYOL, SimSiam, BarlowTwins, VICReg, WMSE, MoCo, MoCoV3, NNCLR, DCL, DCLW,
-                SwAV, DINO, MAE, IJEPA, RotNet, SupCon)
+                SwAV, DINO, MAE, IJEPA, RotNet, SupCon, SCARF, MaskedSeries)
 }
 
 
@@ -36,5 +38,5 @@ def create(name: str, backbone: nn.Module, **options) -> Method:
 
 
 __all__ = ["BYOL", "BarlowTwins", "DCL", "DCLW", "DINO", "IJEPA", "MAE", "METHODS", "Method",
-           "MoCo", "MoCoV3", "NNCLR", "OptimizerDefaults", "RotNet", "SimCLR", "SimSiam", "SupCon", "SwAV",
+           "MaskedSeries", "MoCo", "MoCoV3", "NNCLR", "OptimizerDefaults", "RotNet", "SCARF", "SimCLR", "SimSiam", "SupCon", "SwAV",
            "VICReg", "WMSE", "create"]

@@ -29,11 +29,31 @@ def _png(figure) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def _image_uri(image: torch.Tensor) -> str:
-    from PIL import Image
+def _image_uri(image: torch.Tensor, mean=None, std=None) -> str:
+    """A 64 px PNG of one sample: the image itself, or for a table row its standardised
+    features as bars, for a series its standardised channels as lines (clipped at +-3)."""
+    from PIL import Image, ImageDraw
 
+    if image.dtype == torch.uint8:
+        picture = Image.fromarray(image.permute(1, 2, 0).numpy()).resize((64, 64), Image.Resampling.NEAREST)
+    else:
+        from selfsup.data.samples import model_input
+
+        values = model_input(image[None], mean, std)[0].clamp(-3, 3)
+        picture = Image.new("RGB", (64, 64), "white")
+        draw = ImageDraw.Draw(picture)
+        to_y = lambda v: 32 - float(v) * 10  # noqa: E731
+        if values.ndim == 1:
+            width = 64 / len(values)
+            for j, v in enumerate(values):
+                draw.rectangle([j * width, min(32, to_y(v)), (j + 1) * width - 1, max(32, to_y(v))], fill="#36c")
+        else:
+            steps = values.shape[-1]
+            for c, channel in enumerate(values[:6]):
+                points = [(t * 63 / max(1, steps - 1), to_y(v)) for t, v in enumerate(channel)]
+                draw.line(points, fill=["#36c", "#d33", "#3a3", "#c90", "#939", "#099"][c])
     buffer = io.BytesIO()
-    Image.fromarray(image.permute(1, 2, 0).numpy()).resize((64, 64), Image.Resampling.NEAREST).save(buffer, "PNG")
+    picture.save(buffer, "PNG")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
@@ -97,8 +117,8 @@ def build_report(run_dir: str | os.PathLike) -> Path:
     generator = np.random.default_rng(0)
     subset = np.sort(generator.choice(len(shown), min(MAP_SAMPLES, len(shown)), replace=False))
     shown = shown.subset(subset)
-    embeddings = embed_images(method.backbone, shown.images, config.mean, config.std)
-    bank = embed_images(method.backbone, train.images, config.mean, config.std)
+    embeddings = embed_images(method.backbone, shown.samples, config.mean, config.std)
+    bank = embed_images(method.backbone, train.samples, config.mean, config.std)
 
     normalised = torch.nn.functional.normalize(bank, dim=1)
     queries = generator.choice(len(shown), min(QUERIES, len(shown)), replace=False)
@@ -106,9 +126,9 @@ def build_report(run_dir: str | os.PathLike) -> Path:
     for q in queries:
         similarity = normalised @ torch.nn.functional.normalize(embeddings[q], dim=0)
         top = similarity.topk(min(NEIGHBOURS, len(bank))).indices.tolist()
-        cells = [f'<figure class="query"><img src="{_image_uri(shown.images[q])}" alt="query">'
+        cells = [f'<figure class="query"><img src="{_image_uri(shown.samples[q], config.mean, config.std)}" alt="query">'
                  f"<figcaption>query {html.escape(shown.ids[q])}</figcaption></figure>"]
-        cells += [f'<figure><img src="{_image_uri(train.images[i])}" alt="neighbour">'
+        cells += [f'<figure><img src="{_image_uri(train.samples[i], config.mean, config.std)}" alt="neighbour">'
                   f"<figcaption>{similarity[i]:.2f}</figcaption></figure>" for i in top]
         grids.append(f'<div class="grid">{"".join(cells)}</div>')
 

@@ -40,8 +40,8 @@ def embed_run(run_dir, data: str | None, out) -> int:
     """Embed every sample of ``data`` (default: the run's data) with the run's backbone;
     returns the number of rows written."""
     config, method = load_run(run_dir)
-    source = open_source(data or config.data, config.image_size)
-    embeddings = embed_images(method.backbone, source.images, config.mean, config.std).numpy()
+    source = open_source(data or config.data, config.image_size, config.label_column)
+    embeddings = embed_images(method.backbone, source.samples, config.mean, config.std).numpy()
     write_embeddings(Path(out), source.ids, embeddings,
                      None if source.labels is None else source.labels.numpy())
     return len(embeddings)

@@ -65,11 +65,16 @@ def resolve(config: PretrainConfig, source: ImageSource) -> PretrainConfig:
     cls = methods.METHODS[config.method]
     signature = inspect.signature(cls.__init__).parameters
     epochs = config.epochs or DEFAULT_EPOCHS.get(config.data, 100)
+    image = source.modality == "image"
+    default = cls.default_backbone if cls.default_backbone in backbones.MODALITY and \
+        backbones.MODALITY[cls.default_backbone] == source.modality else None
     resolved = dict(
         epochs=epochs,
         image_size=source.image_size,
-        backbone=config.backbone or cls.default_backbone or backbones.default_backbone(source.image_size),
-        crop_min_scale=config.crop_min_scale or cls.crop_min_scale or recipe_crop_scale(cls.recipe)[0],
+        input_shape=source.input_shape,
+        backbone=config.backbone or default or backbones.default_backbone(source.image_size, source.modality),
+        crop_min_scale=config.crop_min_scale or (cls.crop_min_scale or recipe_crop_scale(cls.recipe)[0]
+                                                 if image else None),
         optimizer=config.optimizer or cls.optimizer.name,
         lr=config.lr or cls.optimizer.lr,
         weight_decay=cls.optimizer.weight_decay if config.weight_decay is None else config.weight_decay,
@@ -78,7 +83,19 @@ def resolve(config: PretrainConfig, source: ImageSource) -> PretrainConfig:
     for field_name, argument in METHOD_OPTIONS.items():
         if argument in signature and getattr(config, field_name) is None:
             resolved[field_name] = signature[argument].default
+    if backbones.MODALITY[resolved["backbone"]] != source.modality:
+        raise ConfigError(f"backbone={resolved['backbone']}: a {backbones.MODALITY[resolved['backbone']]} "
+                          f"backbone, but {config.data} holds {source.modality} data")
     return dataclasses.replace(config, **resolved)
+
+
+def views(config: PretrainConfig, modality: str, recipe: str):
+    """The augmentation recipe for ``recipe`` on ``modality`` data (ConfigError if none)."""
+    crop_scale = None if config.crop_min_scale is None else (config.crop_min_scale, 1.0)
+    try:
+        return augment.views_for(modality, recipe, config.image_size, crop_scale)
+    except ValueError as error:
+        raise ConfigError(f"method={config.method}: {error}") from None
 
 
 def recipe_crop_scale(name: str) -> tuple[float, float]:
@@ -90,7 +107,8 @@ def build_method(config: PretrainConfig, distributed: bool = False) -> methods.M
     """The method and backbone a resolved config describes, freshly initialised from its
     seed; with ``distributed``, losses that use other samples gather them from all processes."""
     torch.manual_seed(config.seed)
-    backbone = backbones.create(config.backbone, small_stem=config.small_stem, image_size=config.image_size)
+    backbone = backbones.create(config.backbone, small_stem=config.small_stem, image_size=config.image_size,
+                                input_shape=config.input_shape)
     options = method_options(config)
     if distributed and "gather_distributed" in inspect.signature(methods.METHODS[config.method]).parameters:
         options["gather_distributed"] = True
@@ -98,7 +116,7 @@ def build_method(config: PretrainConfig, distributed: bool = False) -> methods.M
 
 
 def prepare_data(config: PretrainConfig):
-    source = open_source(config.data, config.image_size)
+    source = open_source(config.data, config.image_size, config.label_column)
     train, test = holdout_split(source, config.holdout, seed=0)
     return source, train, test
 
@@ -159,6 +177,7 @@ def pretrain(config: PretrainConfig) -> dict:
         raise ConfigError(f"method={config.method}: needs labelled data")
     out.mkdir(parents=True, exist_ok=True)
     config = resolve(dataclasses.replace(config, out=str(out)), source)
+    recipe = views(config, source.modality, methods.METHODS[config.method].recipe)
     if config.mean is None:
         mean, std = source.channel_stats()
         config = dataclasses.replace(config, mean=mean, std=std)
@@ -186,15 +205,14 @@ def pretrain(config: PretrainConfig) -> dict:
     mean, std = config.mean, config.std
     baseline = _evaluate(method, train, test, mean, std, config) if rank == 0 else {}
 
-    recipe = augment.create(method.recipe, config.image_size, crop_scale=(config.crop_min_scale, 1.0))
-    loader = train_loader(train.images, config.batch_size, config.seed, rank, world_size)
+    loader = train_loader(train.samples, config.batch_size, config.seed, rank, world_size)
     module = PretrainModule(
         method, recipe, mean, std, optimizer=config.optimizer,
         lr=config.lr * config.batch_size / 256, weight_decay=config.weight_decay,
         warmup_epochs=config.warmup_epochs, epochs=config.epochs, steps_per_epoch=len(loader),
         seed=config.seed, batch_size=config.batch_size,
         labels=train.labels if method.needs_labels else None)
-    monitor = RepresentationMonitor(train.images, mean, std, recipe, config.seed,
+    monitor = RepresentationMonitor(train.samples, mean, std, recipe, config.seed,
                                     stop_on_collapse=config.stop_on_collapse)
     resume_from = last.resolve() if config.resume and last.exists() else None
     resume_step = load_checkpoint(resume_from)["global_step"] if resume_from else None

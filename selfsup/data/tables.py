@@ -1,0 +1,131 @@
+"""Table sources: CSV and Parquet files, and scikit-learn's bundled tables.
+
+Numeric columns become float features. Text, boolean and dictionary columns are
+categorical and one-hot encoded (the 31 most frequent values get a column each, the rest
+share an "other" column). Missing numeric values are filled with the column median and a
+missing categorical value is a category of its own; a warning names every column with
+gaps and how many. ``label_column`` names the column of class labels, used for
+evaluation only: it never reaches the features.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from selfsup.data.samples import FloatSource, labels_from_values
+from selfsup.data.sources import DataError
+
+TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
+MAX_CATEGORIES = 32  # one-hot columns per categorical feature, "other" included
+
+
+def read_table(path: Path):
+    """The file as a pyarrow table."""
+    try:
+        if path.suffix.lower() == ".csv":
+            import pyarrow.csv as csv
+
+            # an empty text field is a missing value, as an empty number field is
+            return csv.read_csv(path, convert_options=csv.ConvertOptions(strings_can_be_null=True))
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path)
+    except Exception as error:
+        raise DataError(f"{path}: cannot read table ({str(error).splitlines()[0][:200]})") from None
+
+
+def encode_column(name: str, column) -> tuple[np.ndarray, list[str], int]:
+    """(N, k) float features of one column, their names, and how many values were missing."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    missing = column.null_count
+    kind = column.type
+    if pa.types.is_dictionary(kind):
+        column, kind = column.cast(kind.value_type), kind.value_type
+    if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
+        values = np.array(pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+        gaps = ~np.isfinite(values)
+        if gaps.all():
+            raise DataError(f"column {name!r}: no numeric value in any row")
+        values[gaps] = np.median(values[~gaps])
+        return values[:, None], [name], int(gaps.sum())
+    text = [None if v is None else str(v) for v in column.to_pylist()]
+    filled = ["(missing)" if v is None else v for v in text]
+    levels, counts = np.unique(filled, return_counts=True)
+    kept = list(levels[np.argsort(-counts, kind="stable")][:MAX_CATEGORIES - 1])
+    columns = [f"{name}={level}" for level in kept]
+    lookup = {level: i for i, level in enumerate(kept)}
+    index = np.array([lookup.get(v, len(kept)) for v in filled])
+    if len(levels) > len(kept):
+        columns.append(f"{name}=(other)")
+    onehot = np.zeros((len(filled), len(columns)))
+    onehot[np.arange(len(filled)), index] = 1.0
+    return onehot, columns, missing
+
+
+def table_source(name: str, table, label_column: str | None) -> FloatSource:
+    """A pyarrow table as a source; ``label_column`` (if given) becomes the labels."""
+    names = table.column_names
+    labels = classes = None
+    if label_column is not None:
+        if label_column not in names:
+            raise DataError(f"{name}: no column {label_column!r} for the labels; columns: {', '.join(names)}")
+        values = table.column(label_column).to_pylist()
+        if any(v is None for v in values):
+            raise DataError(f"{name}: column {label_column!r} has {values.count(None)} missing label(s)")
+        labels, classes = labels_from_values(np.array(values, dtype=object), f"{name}: column {label_column!r}")
+    parts, features, gaps = [], [], {}
+    for column_name in names:
+        if column_name == label_column:
+            continue
+        try:
+            values, columns, missing = encode_column(column_name, table.column(column_name))
+        except DataError as error:
+            raise DataError(f"{name}: {error}") from None
+        parts.append(values)
+        features += columns
+        if missing:
+            gaps[column_name] = missing
+    if not parts:
+        raise DataError(f"{name}: no feature columns besides the label column {label_column!r}")
+    if table.num_rows == 0:
+        raise DataError(f"{name}: the table has no rows")
+    if gaps:
+        listing = ", ".join(f"{c}: {n}" for c, n in gaps.items())
+        warnings.warn(f"{name}: filled missing values (numeric: column median; categorical: a "
+                      f"'(missing)' category) in {len(gaps)} column(s): {listing}", stacklevel=3)
+    samples = torch.from_numpy(np.concatenate(parts, axis=1).astype(np.float32))
+    return FloatSource(name, samples, [str(i) for i in range(len(samples))], labels, classes,
+                       "table", features)
+
+
+def load_table_source(path: Path, label_column: str | None = None) -> FloatSource:
+    """A CSV or Parquet file; ``label_column`` holds class labels (evaluation only)."""
+    return table_source(path.name, read_table(path), label_column)
+
+
+def _sklearn_table(loader_name: str, name: str):
+    def load(image_size=None) -> FloatSource:
+        from sklearn import datasets
+
+        bunch = getattr(datasets, loader_name)()
+        return FloatSource(name, torch.from_numpy(bunch.data.astype(np.float32)),
+                           [str(i) for i in range(len(bunch.data))], torch.from_numpy(bunch.target).long(),
+                           [str(c) for c in bunch.target_names], "table", [str(f) for f in bunch.feature_names])
+    load.__doc__ = f"scikit-learn's bundled {name} table (the bunch's class labels)."
+    return load
+
+
+def builtin_tables(dataset_type) -> dict:
+    """The built-in tables as ``selfsup.data.sources.BuiltinDataset`` entries."""
+    rows = [("wine", "load_wine", 178, "scikit-learn wine recognition: 13 chemical measurements, 3 cultivars"),
+            ("breast_cancer", "load_breast_cancer", 569, "scikit-learn breast cancer Wisconsin: 30 cell-nucleus "
+                                                          "features, benign/malignant"),
+            ("iris", "load_iris", 150, "scikit-learn iris: 4 flower measurements, 3 species")]
+    return {name: dataset_type(name, "table", size, True, description, _sklearn_table(loader, name))
+            for name, loader, size, description in rows}
