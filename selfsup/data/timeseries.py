@@ -112,7 +112,8 @@ def load_series_array(path: Path) -> FloatSource:
     if values.ndim == 2:
         values = values[:, None, :]
     if values.ndim != 3 or values.shape[0] == 0 or values.shape[-1] < 2:
-        raise DataError(f"{path}: series must have shape (N, T) or (N, C, T) with T >= 2, got {values.shape}")
+        raise DataError(f"{path}: a float array is time series, which must have shape (N, T) or (N, C, T) "
+                        f"with T >= 2 (images must be uint8), got {values.shape} {values.dtype}")
     return series_source(path.name, list(values.astype(np.float64)), labels)
 
 

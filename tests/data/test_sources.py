@@ -82,7 +82,7 @@ def test_array_sources(tmp_path):
 
 
 @pytest.mark.parametrize("array, message", [
-    (np.zeros((4, 8, 8), dtype=np.float32), "must be uint8"),
+    (np.zeros((4, 8, 8, 3), dtype=np.float32), "must be uint8"),  # (float (N, C, T) is time series)
     (np.zeros((4, 8), dtype=np.uint8), "shape"),
     (np.zeros((0, 8, 8), dtype=np.uint8), "no images"),
 ])
