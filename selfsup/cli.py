@@ -136,11 +136,11 @@ def run(argv: list[str] | None = None) -> int:
     elif command == "methods":
         from selfsup.methods import METHODS
 
-        print(f"{'name':<11} {'year':<5} {'recipe':<7} {'needs':<33} {'defaults':<36} paper")
+        print(f"{'name':<13} {'year':<5} {'recipe':<13} {'needs':<33} {'defaults':<36} paper")
         for m in METHODS.values():
             o = m.optimizer
             defaults = f"{o.name}, lr {o.lr:g} x B/256, wd {o.weight_decay:g}"
-            print(f"{m.name:<11} {m.year:<5} {m.recipe:<7} {m.needs:<33} {defaults:<36} {m.paper}")
+            print(f"{m.name:<13} {m.year:<5} {m.recipe:<13} {m.needs:<33} {defaults:<36} {m.paper}")
     return 0
 
 
