@@ -30,8 +30,8 @@ class PretrainConfig:
     out: str | None = option(None, "run directory (default: runs/<data>-<method>, numbered if taken)")
     epochs: int | None = option(None, "training epochs (default: 30 for digits, 100 otherwise)")
     batch_size: int = option(256, "images per optimizer step (all processes together)")
-    backbone: str | None = option(None, "smallcnn, resnet18, resnet50, vit_tiny or vit_small (default: "
-                                        "vit_tiny for MAE/I-JEPA, else smallcnn up to 64 px, resnet18 above)")
+    backbone: str | None = option(None, "smallcnn, resnet18, resnet50, vit_mini, vit_tiny or vit_small "
+                                        "(default: vit_mini for MAE/I-JEPA, else smallcnn up to 64 px, resnet18 above)")
     small_stem: bool = option(True, "ResNet stem for small images: 3x3 stride-1 conv, no max-pool")
     image_size: int | None = option(None, "side in pixels images are resized to "
                                           "(default: digits 32, folders the median short side up to 224, arrays as stored)")

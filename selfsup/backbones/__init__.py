@@ -5,8 +5,9 @@
 - ``resnet18`` / ``resnet50``: torchvision ResNets without the classifier; with
   ``small_stem`` the 7x7 stride-2 stem and max-pool become one 3x3 stride-1 conv, the
   usual change for 32-96 px images (as in the SimCLR CIFAR-10 experiments).
-- ``vit_tiny`` / ``vit_small``: timm Vision Transformers with random weights, patch size 4
-  up to 64 px and 16 above, mean of the patch tokens; they also give patch tokens
+- ``vit_mini`` / ``vit_tiny`` / ``vit_small``: timm Vision Transformers with random weights
+  (``vit_mini``, 4 blocks of width 128, is for small images), patch size 4 up to 64 px and
+  16 above, mean of the patch tokens; they also give patch tokens
   (``tokens(x)``) and are what MAE and I-JEPA need (see ``selfsup.backbones.vit``).
 
 Tables and time series have their own (``selfsup.backbones.tables``, ``.timeseries``); they
@@ -64,6 +65,7 @@ BACKBONES = {
     "smallcnn": lambda small_stem, image_size: SmallCNN(),
     "resnet18": lambda small_stem, image_size: TorchvisionResNet(18, small_stem),
     "resnet50": lambda small_stem, image_size: TorchvisionResNet(50, small_stem),
+    "vit_mini": lambda small_stem, image_size: vision_transformer("vit_mini", image_size),
     "vit_tiny": lambda small_stem, image_size: vision_transformer("vit_tiny", image_size),
     "vit_small": lambda small_stem, image_size: vision_transformer("vit_small", image_size),
 }

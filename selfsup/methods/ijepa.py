@@ -46,7 +46,7 @@ class IJEPA(Method):
     recipe = "ijepa"
     needs = "ViT backbone + EMA target"
     optimizer = OptimizerDefaults("adamw", lr=1.25e-4, weight_decay=0.04)
-    default_backbone = "vit_tiny"
+    default_backbone = "vit_mini"
 
     def __init__(self, backbone: nn.Module, predictor_dim: int | None = None, predictor_depth: int = 4,
                  num_targets: int = 4, target_scale=(0.15, 0.2), target_aspect=(0.75, 1.5),

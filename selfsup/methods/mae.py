@@ -37,7 +37,7 @@ class MAE(Method):
     recipe = "mae"
     needs = "ViT backbone"
     optimizer = OptimizerDefaults("adamw", lr=1.5e-4, weight_decay=0.05)
-    default_backbone = "vit_tiny"
+    default_backbone = "vit_mini"
 
     def __init__(self, backbone: nn.Module, mask_ratio: float = 0.75, decoder_dim: int = 128,
                  decoder_depth: int = 4, decoder_heads: int = 4, normalize_target: bool = True,

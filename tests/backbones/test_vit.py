@@ -22,6 +22,23 @@ def test_sizes_patch_sizes_and_shapes():
     assert default.patch_size == 16 and default.grid_size == (14, 14)
 
 
+def test_mini_size_for_small_images():
+    mini = backbones.create("vit_mini", image_size=32)
+    assert (mini.dim, len(mini.blocks), mini.net.blocks[0].attn.num_heads) == (128, 4, 4)
+    assert mini(torch.randn(2, 3, 32, 32)).shape == (2, 128)
+
+
+def test_weights_start_xavier_uniform_as_in_mae():
+    vit = small_vit()
+    for weight in (vit.blocks[0].mlp.fc1.weight, vit.patch_embed.proj.weight):
+        fan_out, fan_in = len(weight), weight[0].numel()
+        bound = (6 / (fan_in + fan_out)) ** 0.5
+        # uniform on [-bound, bound]: its std is bound / sqrt(3), not timm's 0.02
+        assert weight.abs().max() <= bound
+        assert abs(weight.std().item() - bound / 3 ** 0.5) < 0.1 * bound
+    assert vit.blocks[0].attn.qkv.bias.abs().max() == 0
+
+
 def test_cnn_backbones_still_built_as_before():
     assert backbones.create("smallcnn").dim == 256
     assert backbones.create("resnet18", small_stem=True, image_size=32).dim == 512
