@@ -44,6 +44,8 @@ class PretrainConfig:
                                                 "in (0, 1] (default: the method's recipe, e.g. 0.08 for SimCLR)")
     temperature: float | None = option(None, "softmax temperature of contrastive losses (SimCLR default 0.5)")
     momentum: float | None = option(None, "base EMA momentum of the target network (BYOL default 0.99)")
+    cache_dir: str | None = option(None, "folder for a cache of decoded image folders, memory-mapped and "
+                                         "rebuilt when the folder changes (default: decode every run)")
     holdout: float = option(0.2, "fraction of labelled data held out (stratified, fixed) for evaluation "
                                  "and excluded from pretraining; 0 to pretrain on all")
     knn_k: int = option(20, "neighbours of the weighted kNN evaluation")

@@ -21,7 +21,8 @@ import torch
 
 from selfsup import augment, backbones, methods
 from selfsup.config import ConfigError, PretrainConfig, validate
-from selfsup.data import ImageSource, holdout_split, open_source
+from selfsup.data import ImageSource, holdout_split
+from selfsup.data.cache import open_cached
 from selfsup.evaluate.protocols import embed_splits, evaluate_embeddings
 from selfsup.train.checkpoint import CheckpointError, SafeCheckpointIO, load_checkpoint, load_weights
 from selfsup.train.monitors import RepresentationMonitor
@@ -98,7 +99,7 @@ def build_method(config: PretrainConfig, distributed: bool = False) -> methods.M
 
 
 def prepare_data(config: PretrainConfig):
-    source = open_source(config.data, config.image_size)
+    source = open_cached(config.data, config.image_size, config.cache_dir)
     train, test = holdout_split(source, config.holdout, seed=0)
     return source, train, test
 

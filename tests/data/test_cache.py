@@ -74,3 +74,19 @@ def test_skipped_files_are_remembered(folder, tmp_path):
         first = cached_folder_source(folder, 16, tmp_path / "cache")
     second = cached_folder_source(folder, 16, tmp_path / "cache")
     assert second.skipped == first.skipped and len(second.skipped) == 1
+
+
+def test_pretrain_reads_image_folders_through_the_cache(folder, tmp_path):
+    from selfsup.config import PretrainConfig
+    from selfsup.train.run import prepare_data
+
+    cache = tmp_path / "cache"
+    source, _, _ = prepare_data(PretrainConfig(data=str(folder), image_size=16, cache_dir=str(cache)))
+    assert len(source) == 4 and (cache_location(folder, cache, 16) / "index.json").exists()
+
+
+def test_builtin_datasets_bypass_the_cache(tmp_path):
+    from selfsup.data.cache import open_cached
+
+    assert len(open_cached("digits", 8, tmp_path / "cache")) == 1797
+    assert not (tmp_path / "cache").exists()
