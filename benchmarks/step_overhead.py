@@ -77,9 +77,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--backbones", nargs="*", default=None, help="default smallcnn resnet18 (quick: smallcnn)")
     parser.add_argument("--switches", action="store_true", help="also time channels_last, bf16, compile")
+    parser.add_argument("--steps", type=int, default=None, help="timed calls each (default 10; quick 5)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    steps = 5 if args.quick else 10
+    steps = args.steps or (5 if args.quick else 10)
     names = args.backbones or (["smallcnn"] if args.quick else ["smallcnn", "resnet18"])
     images = torch.randint(0, 256, (args.batch_size, 3, args.image_size, args.image_size), dtype=torch.uint8,
                            generator=torch.Generator().manual_seed(0))

@@ -53,6 +53,9 @@ class PretrainConfig:
     accelerator: str = option("cpu", "Lightning accelerator: cpu, gpu, auto")
     devices: str = option("1", "Lightning devices: a count, a list like 0,1, or auto")
     precision: str = option("32-true", "Lightning precision: 32-true, bf16-mixed, 16-mixed")
+    channels_last: bool = option(False, "channels_last memory format for the network (faster convolutions on "
+                                        "CPU; 2 processes then no longer match 1 to 1e-5)")
+    compile: bool = option(False, "torch.compile the backbone (faster steps after a compile of tens of seconds)")
     stop_on_collapse: bool = option(False, "stop when the representation collapses (RankMe or embedding std "
                                            "at its floor after an epoch), keeping the last good checkpoint")
     report: bool = option(True, "write report.html (curves, embedding map, neighbour grids) at the end")
