@@ -43,30 +43,34 @@ from selfsup import augment, backbones, methods
 from selfsup.data.cache import cached_folder_source
 from selfsup.evaluate.protocols import embed_images, knn_predict
 from selfsup.train.module import PretrainModule, train_loader
+from selfsup.train.speed import apply_speed_switches
 
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]  # Lightly's default
 
 
 class StepTimer(L.Callback):
-    """Wall-clock time from the start of the first timed step to the end of the last one,
-    including the wait for each batch."""
+    """The end time of every step; images/s from the end of the warm-up steps to the end
+    of the last step, waits for batches included."""
 
     def __init__(self, warmup: int):
-        self.warmup, self.started, self.ended, self.steps = warmup, None, None, 0
+        self.warmup, self.times = warmup, []
 
-    def on_train_batch_end(self, trainer, *args):
-        if trainer.global_step == self.warmup:
-            self.started = time.perf_counter()
-        elif trainer.global_step > self.warmup:
-            self.ended, self.steps = time.perf_counter(), trainer.global_step - self.warmup
+    def on_train_batch_end(self, *args):
+        self.times.append(time.perf_counter())
+
+    def steps_per_second(self):
+        timed = len(self.times) - self.warmup
+        return timed / (self.times[-1] - self.times[self.warmup - 1]) if timed > 0 and self.warmup else None
 
 
-def selfsup_train(images, backbone_name, batch_size, seed, *, max_steps=None, epochs=None, warmup=0):
+def selfsup_train(images, backbone_name, batch_size, seed, *, max_steps=None, epochs=None, warmup=0,
+                  channels_last=False):
     """Train SimCLR the selfsup way; returns (backbone, images/s after warm-up, mean, std)."""
     x = images[:10_000].float().div_(255)
     mean, std = x.mean(dim=(0, 2, 3)).tolist(), x.std(dim=(0, 2, 3)).tolist()
     torch.manual_seed(seed)
     method = methods.create("simclr", backbones.create(backbone_name, image_size=32))
+    apply_speed_switches(method, channels_last=channels_last)
     loader = train_loader(images, batch_size, seed)
     epochs = epochs or 1
     module = PretrainModule(method, augment.create("simclr", 32), mean, std, optimizer="lars",
@@ -79,7 +83,8 @@ def selfsup_train(images, backbone_name, batch_size, seed, *, max_steps=None, ep
                             enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                             callbacks=[timer], default_root_dir=root)
         trainer.fit(module, train_dataloaders=loader)
-    speed = batch_size * timer.steps / (timer.ended - timer.started) if timer.steps else None
+    speed = timer.steps_per_second()
+    speed = speed and batch_size * speed
     return method.backbone, speed, mean, std
 
 
@@ -122,7 +127,7 @@ def lightly_train(folder, indices, backbone_name, batch_size, seed, workers, *, 
                 break
         if max_steps and step >= max_steps:
             break
-    speed = batch_size * (step - warmup) / (ended - started) if ended else None
+    speed = batch_size * (step - warmup) / (ended - started) if started and ended else None
     return backbone, speed
 
 
@@ -136,23 +141,29 @@ def knn_top1(backbone, train, test, mean, std) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="/tmp/cifar/cifar10-jpg", help="folder with train/ and test/")
-    parser.add_argument("--quick", action="store_true", help="few steps, small CNN B4 on 2k images (< 3 min)")
+    parser.add_argument("--quick", action="store_true",
+                        help="small CNN only, few steps, B4 on 2k images for 1 epoch, 1 seed (< 3 min)")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=None, help="timed steps per pipeline (default 20; quick 4)")
     parser.add_argument("--resnet-steps", type=int, default=None, help="timed ResNet-18 steps (default 5; quick 1)")
     parser.add_argument("--epochs", type=int, default=None, help="B4 epochs (default 3; quick 1)")
-    parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1])
+    parser.add_argument("--seeds", type=int, nargs="*", default=None, help="B4 seeds (default 0 1; quick 0)")
+    parser.add_argument("--channels-last", action="store_true", help="selfsup B2 runs with --channels-last")
     parser.add_argument("--cache-dir", default=None, help="decoded-image cache (default ~/.cache/selfsup)")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["small", "resnet18", "quality"])
+    parser.add_argument("--skip", nargs="*", default=None, choices=["small", "resnet18", "quality"],
+                        help="parts to leave out (quick: resnet18, whose steps alone take minutes on 2 cores)")
     args = parser.parse_args()
+    args.skip = (["resnet18"] if args.quick else []) if args.skip is None else args.skip
     torch.set_num_threads(args.threads)
     root = Path(args.data)
     steps = args.steps or (4 if args.quick else 20)
     resnet_steps = args.resnet_steps or (1 if args.quick else 5)
     epochs = args.epochs or (1 if args.quick else 3)
     subset_size = 2_000 if args.quick else 10_000
+    seeds = args.seeds or ([0] if args.quick else [0, 1])
     result = {"batch_size": args.batch_size, "threads": args.threads, "steps": steps,
+              "selfsup_channels_last": args.channels_last,
               "resnet_steps": resnet_steps, "b4_epochs": epochs, "b4_subset": subset_size}
 
     started = time.perf_counter()
@@ -165,7 +176,8 @@ def main() -> None:
     runs = [("small", "smallcnn", steps, 2)] if "small" not in args.skip else []
     runs += [("resnet18", "resnet18", resnet_steps, 1)] if "resnet18" not in args.skip else []
     for key, name, timed, warmup in runs:
-        _, ours, _, _ = selfsup_train(train.images, name, args.batch_size, 0, max_steps=warmup + timed, warmup=warmup)
+        _, ours, _, _ = selfsup_train(train.images, name, args.batch_size, 0, max_steps=warmup + timed,
+                                      warmup=warmup, channels_last=args.channels_last)
         print(f"B2 {name:<9} selfsup {ours:8.1f} images/s ({timed} steps after {warmup})  load={os.getloadavg()}",
               flush=True)
         _, theirs = lightly_train(root / "train", None, name, args.batch_size, 0, args.threads,
@@ -177,10 +189,15 @@ def main() -> None:
 
     if "quality" not in args.skip:
         # a fixed subset, the same files for both pipelines (ImageFolder and selfsup sort alike)
+        import torchvision
+
+        listed = torchvision.datasets.ImageFolder(str(root / "train")).samples
+        if [str(Path(p).relative_to(root / "train")) for p, _ in listed] != train.ids:
+            raise SystemExit("ImageFolder lists the training files in another order than selfsup")
         index = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:subset_size].sort().values
         subset = train.subset(index)
         evaluation_test = test.subset(torch.arange(0, len(test), len(test) // min(len(test), subset_size)))
-        for seed in args.seeds:
+        for seed in seeds:
             backbone, _, mean, std = selfsup_train(subset.images, "smallcnn", args.batch_size, seed, epochs=epochs)
             ours = knn_top1(backbone, subset, evaluation_test, mean, std)
             backbone, _ = lightly_train(root / "train", index.tolist(), "smallcnn", args.batch_size, seed,
