@@ -45,6 +45,8 @@ class PretrainConfig:
                                                 "in (0, 1] (default: the method's recipe, e.g. 0.08 for SimCLR)")
     temperature: float | None = option(None, "softmax temperature of contrastive losses (SimCLR default 0.5)")
     momentum: float | None = option(None, "base EMA momentum of the target network (BYOL default 0.99)")
+    cache_dir: str | None = option(None, "folder for a cache of decoded image folders, memory-mapped and "
+                                         "rebuilt when the folder changes (default: decode every run)")
     holdout: float = option(0.2, "fraction of labelled data held out (stratified, fixed) for evaluation "
                                  "and excluded from pretraining; 0 to pretrain on all")
     knn_k: int = option(20, "neighbours of the weighted kNN evaluation")
@@ -52,6 +54,9 @@ class PretrainConfig:
     accelerator: str = option("cpu", "Lightning accelerator: cpu, gpu, auto")
     devices: str = option("1", "Lightning devices: a count, a list like 0,1, or auto")
     precision: str = option("32-true", "Lightning precision: 32-true, bf16-mixed, 16-mixed")
+    channels_last: bool = option(False, "channels_last memory format for the network (faster convolutions on "
+                                        "CPU; 2 processes then no longer match 1 to 1e-5)")
+    compile: bool = option(False, "torch.compile the backbone (faster steps after a compile of tens of seconds)")
     stop_on_collapse: bool = option(False, "stop when the representation collapses (RankMe or embedding std "
                                            "at its floor after an epoch), keeping the last good checkpoint")
     report: bool = option(True, "write report.html (curves, embedding map, neighbour grids) at the end")

@@ -67,7 +67,7 @@ def make_view(images: torch.Tensor, spec: ViewSpec, generator: torch.Generator, 
         x = ops.gaussian_blur(x, generator, spec.blur_p)
     if spec.solarize_p > 0:
         x = ops.solarize(x, generator, spec.solarize_p)
-    return ops.normalize(x, mean, std)
+    return ops.normalize_(x, mean, std)  # x is this view's own tensor
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,8 @@ class Recipe:
     views: tuple[ViewSpec, ...]
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator, mean, std) -> list[torch.Tensor]:
+        if images.dtype == torch.uint8 and len(self.views) > 1:  # convert once, not once a view
+            images = images.float().div_(255)
         return [make_view(images, spec, generator, mean, std) for spec in self.views]
 
 

@@ -216,12 +216,17 @@ def _decode(path: Path, size: int):
         return f"cannot decode ({type(error).__name__}: {str(error).splitlines()[0][:120]})"
 
 
+def image_files(root: Path) -> list[Path]:
+    """Every image file below ``root``, sorted."""
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+
+
 def load_folder_source(root: Path, image_size: int | None = None, workers: int | None = None) -> ImageSource:
     """All images below ``root`` (recursive). When every image sits in a sub-folder of
     ``root``, the first-level folder names are the class labels (evaluation only).
     Files that cannot be decoded are skipped, named once in a warning, and listed in
     ``source.skipped``."""
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    files = image_files(root)
     if not files:
         raise DataError(f"{root}: no image files ({', '.join(IMAGE_EXTENSIONS)}) found")
     workers = workers or min(8, os.cpu_count() or 1)

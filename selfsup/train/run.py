@@ -21,11 +21,13 @@ import torch
 
 from selfsup import augment, backbones, methods
 from selfsup.config import ConfigError, PretrainConfig, validate
-from selfsup.data import ImageSource, holdout_split, open_source
+from selfsup.data import ImageSource, holdout_split
+from selfsup.data.cache import open_cached
 from selfsup.evaluate.protocols import embed_splits, evaluate_embeddings
 from selfsup.train.checkpoint import CheckpointError, SafeCheckpointIO, load_checkpoint, load_weights
 from selfsup.train.monitors import RepresentationMonitor
 from selfsup.train.sync_batchnorm import convert_batchnorm
+from selfsup.train.speed import apply_speed_switches
 from selfsup.train.module import DivergenceError, EpochCheckpoint, JsonlLogger, PretrainModule, train_loader
 
 DEFAULT_EPOCHS = {"digits": 30}
@@ -116,7 +118,7 @@ def build_method(config: PretrainConfig, distributed: bool = False) -> methods.M
 
 
 def prepare_data(config: PretrainConfig):
-    source = open_source(config.data, config.image_size, config.label_column)
+    source = open_cached(config.data, config.image_size, config.cache_dir, config.label_column)
     train, test = holdout_split(source, config.holdout, seed=0)
     return source, train, test
 
@@ -201,6 +203,7 @@ def pretrain(config: PretrainConfig) -> dict:
                           f"{method.min_batch_size} samples a step")
     if world_size > 1:  # normalise with the statistics of the global batch, as one process would
         method = convert_batchnorm(method)
+    method = apply_speed_switches(method, config.channels_last, config.compile)
     _check_free_space(out, method)
     mean, std = config.mean, config.std
     baseline = _evaluate(method, train, test, mean, std, config) if rank == 0 else {}
