@@ -30,7 +30,7 @@ def add_parsers(sub) -> None:
                        description="Near-duplicates: centred-embedding cosine at least THRESHOLD.")
     p.add_argument("run", metavar="RUN_OR_EMBEDDINGS", help=SOURCE_HELP)
     p.add_argument("--data", help="data source (default: the run's data)")
-    p.add_argument("--threshold", type=float, default=0.95, help="cosine similarity (default: 0.95)")
+    p.add_argument("--threshold", type=float, default=0.9, help="cosine similarity of centred embeddings (default: 0.9)")
     p.add_argument("--no-center", action="store_true", help="raw cosine, without subtracting the mean embedding")
     p.add_argument("--out", help="directory for groups.tsv and keep.txt")
 

@@ -27,7 +27,7 @@ def _find(parent: np.ndarray, i: int) -> int:
     return i
 
 
-def duplicate_groups(embeddings: np.ndarray, threshold: float = 0.95, center: bool = True,
+def duplicate_groups(embeddings: np.ndarray, threshold: float = 0.9, center: bool = True,
                      neighbours: int = 10) -> list[list[int]]:
     """Groups (lists of row indices, each of 2 or more, sorted) of near-duplicates."""
     if not -1 <= threshold <= 1:
@@ -55,7 +55,7 @@ def keep_list(n: int, groups: list[list[int]]) -> list[int]:
     return [i for i in range(n) if i not in dropped]
 
 
-def dedupe(run_or_file, data: str | None = None, threshold: float = 0.95, center: bool = True,
+def dedupe(run_or_file, data: str | None = None, threshold: float = 0.9, center: bool = True,
            neighbours: int = 10, out=None) -> dict:
     """Near-duplicate groups of ``data`` (ids) and the suggested keep-list. With ``out`` (a
     directory), writes ``groups.tsv`` (group, id) and ``keep.txt`` (one id a line)."""

@@ -63,8 +63,11 @@ def weak_view(size: int) -> augment.ViewSpec:
     return augment.ViewSpec(size, crop_scale=(0.5, 1.0), jitter_p=0.0, grayscale_p=0.0)
 
 
-def strong_view(size: int) -> augment.ViewSpec:
-    return augment.create("simclr", size).views[0]
+def strong_view(size: int, crop_min_scale: float = 0.25) -> augment.ViewSpec:
+    """The SimCLR recipe's view (colour distortion, grayscale, blur above 32 px) with a
+    milder crop: a box of 8% of a small image rarely keeps the object, and the
+    pseudo-label would then train on noise."""
+    return augment.create("simclr", size, crop_scale=(crop_min_scale, 1.0)).views[0]
 
 
 def _view(images: torch.Tensor, spec, generator) -> torch.Tensor:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from selfsup.config import ConfigError
-from selfsup.data import DataError
+from selfsup.data import BUILTIN_DATASETS, DataError
 from selfsup.tasks.common import Embedded, l2_normalize, load_embeddings
 
 EXACT_MAX = 200_000
@@ -83,17 +83,14 @@ class NeighborIndex:
         return index
 
 
-def _queries(query: str | None, data: Embedded, run_or_file) -> Embedded:
-    """``query``: None (every sample), comma-separated ids of ``data``, or a data source
-    embedded with the same run."""
-    if query is None:
-        return data
-    lookup = {sample_id: i for i, sample_id in enumerate(data.ids)}
-    wanted = [q for q in query.split(",") if q]
-    if wanted and all(q in lookup for q in wanted):
-        rows = [lookup[q] for q in wanted]
-        return Embedded(data.embeddings[rows], wanted)
-    if Path(query).exists() or "," not in query and not Path(run_or_file).is_file():
+def _queries(query: str | None, searcher: NeighborIndex, run_or_file) -> Embedded:
+    """``query``: None (every indexed sample), comma-separated ids of indexed samples, or a
+    data source embedded with the same run."""
+    lookup = {sample_id: i for i, sample_id in enumerate(searcher.ids_)}
+    wanted = list(lookup) if query is None else [q for q in query.split(",") if q]
+    if all(q in lookup for q in wanted):  # the index stores the (normalised) embeddings
+        return Embedded(np.stack([searcher.index_.reconstruct(lookup[q]) for q in wanted]), wanted)
+    if "," not in query and not Path(run_or_file).is_file() and (Path(query).exists() or query in BUILTIN_DATASETS):
         return load_embeddings(run_or_file, query)
     missing = next(q for q in wanted if q not in lookup)
     raise DataError(f"query={missing!r}: not a sample id of the data, nor a data source")
@@ -106,17 +103,12 @@ def neighbors(run_or_file, data: str | None = None, query: str | None = None, k:
     else the new one is saved there. ``out``: also write the rows as a TSV file."""
     if index is not None and Path(index).is_file():
         searcher = NeighborIndex.load(index)
-        base = Embedded(np.zeros((0, searcher.index_.d), np.float32), searcher.ids_)
-        if query is None:
-            raise ConfigError("query=None: with a saved index, say which samples to look up (--query)")
-        queries = _queries(query, base, run_or_file) if not _all_ids(query, base) else \
-            _reconstruct(searcher, query)
     else:
         base = load_embeddings(run_or_file, data)
         searcher = NeighborIndex(kind).fit(base.embeddings, base.ids)
         if index is not None:
             searcher.save(index)
-        queries = _queries(query, base, run_or_file)
+    queries = _queries(query, searcher, run_or_file)
     similarities, positions = searcher.search(queries.embeddings, k)
     rows = [(queries.ids[q], rank + 1, searcher.ids_[p], float(s))
             for q in range(len(queries)) for rank, (p, s) in enumerate(zip(positions[q], similarities[q]))
@@ -124,18 +116,6 @@ def neighbors(run_or_file, data: str | None = None, query: str | None = None, k:
     if out is not None:
         write_table(out, ("query_id", "rank", "neighbor_id", "similarity"), rows)
     return rows
-
-
-def _all_ids(query: str, base: Embedded) -> bool:
-    lookup = set(base.ids)
-    return all(q in lookup for q in query.split(",") if q)
-
-
-def _reconstruct(searcher: NeighborIndex, query: str) -> Embedded:
-    """Embeddings of indexed samples, read back from the index (flat and HNSW store them)."""
-    lookup = {sample_id: i for i, sample_id in enumerate(searcher.ids_)}
-    wanted = [q for q in query.split(",") if q]
-    return Embedded(np.stack([searcher.index_.reconstruct(lookup[q]) for q in wanted]), wanted)
 
 
 def write_table(path, header: tuple[str, ...], rows) -> None:
