@@ -12,6 +12,7 @@ from pathlib import Path
 
 from selfsup.config import ConfigError, PretrainConfig, from_dict, read_options
 
+TASK_COMMANDS = ("neighbors", "dedupe", "cluster", "curate", "finetune", "adapt")
 EPILOG = "Run `selfsup COMMAND --help` for the options of a command."
 
 
@@ -81,6 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
                                         "embedding map, nearest-neighbour grids, skipped files.")
     report.add_argument("run", metavar="RUN_DIR", help="run directory written by `selfsup pretrain`")
 
+    from selfsup.tasks.commands import add_parsers as add_task_parsers
+
+    add_task_parsers(sub)  # neighbors, dedupe, cluster, curate, finetune, adapt
+
     sub.add_parser("datasets", help="list the built-in datasets",
                    description="List the built-in datasets (they ship offline).")
     sub.add_parser("methods", help="list the self-supervised methods",
@@ -127,6 +132,10 @@ def run(argv: list[str] | None = None) -> int:
         from selfsup.report import build_report
 
         print(f"wrote {build_report(args['run'])}")
+    elif command in TASK_COMMANDS:
+        from selfsup.tasks.commands import run_command
+
+        run_command(command, args)
     elif command == "datasets":
         from selfsup.data import BUILTIN_DATASETS
 

@@ -1,4 +1,6 @@
-"""Putting representations to work: embedding export (more to come)."""
+"""Putting representations to work: embeddings, nearest neighbours, near-duplicates,
+clustering (k-means, SCAN), balanced curation, few-label fine-tuning with FixMatch, and
+test-time adaptation (TENT). Each task is a public function here and a CLI command."""
 
 from selfsup.tasks.embed import embed_run, write_embeddings
 

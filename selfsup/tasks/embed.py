@@ -8,9 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from selfsup.config import ConfigError
-from selfsup.data import open_source
-from selfsup.evaluate.protocols import embed_images
-from selfsup.train.run import load_run
+from selfsup.tasks.common import load_embeddings
 
 
 def write_embeddings(path: Path, ids: list[str], embeddings: np.ndarray, labels=None) -> None:
@@ -39,9 +37,6 @@ def write_embeddings(path: Path, ids: list[str], embeddings: np.ndarray, labels=
 def embed_run(run_dir, data: str | None, out) -> int:
     """Embed every sample of ``data`` (default: the run's data) with the run's backbone;
     returns the number of rows written."""
-    config, method = load_run(run_dir)
-    source = open_source(data or config.data, config.image_size, config.label_column)
-    embeddings = embed_images(method.backbone, source.samples, config.mean, config.std).numpy()
-    write_embeddings(Path(out), source.ids, embeddings,
-                     None if source.labels is None else source.labels.numpy())
-    return len(embeddings)
+    embedded = load_embeddings(run_dir, data)
+    write_embeddings(Path(out), embedded.ids, embedded.embeddings, embedded.labels)
+    return len(embedded)

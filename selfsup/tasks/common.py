@@ -1,0 +1,142 @@
+"""What every task starts from: the embeddings of a data source, from a run or a file.
+
+All tasks get their embeddings through ``load_embeddings`` (any modality) and, where they
+augment, their images through ``require_images`` (finetune, adapt and SCAN's augmented
+views are image-only for now).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from selfsup.config import ConfigError
+from selfsup.data import DataError, open_source
+
+
+@dataclass
+class Embedded:
+    """Embeddings (N, D) float32 of N samples, their ids, and their labels when known."""
+
+    embeddings: np.ndarray
+    ids: list[str]
+    labels: np.ndarray | None = None
+    source: object | None = None  # the data source, when the embeddings were computed here
+    run: tuple | None = None  # (config, method) of the run that computed them
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def require_images(source, command: str):
+    """The source's uint8 images (N, 3, H, W); other modalities are not supported yet."""
+    modality = getattr(source, "modality", "image")
+    if modality != "image" or not hasattr(source, "images"):
+        raise DataError(f"{source.name}: `{command}` works on images only for now "
+                        f"(augmentations are image ops); this source is {modality}")
+    return source.images
+
+
+def embed_source(method, config, source) -> np.ndarray:
+    """Embeddings of every sample of ``source`` (any modality) with the run's backbone (eval mode)."""
+    from selfsup.evaluate.protocols import embed_images
+
+    device = next(method.backbone.parameters()).device
+    return embed_images(method.backbone, source.samples, config.mean, config.std, device=device).numpy()
+
+
+def open_sized_source(data: str, image_size: int | None, label_column: str | None = None):
+    """The data source ``data`` at the image size a model was trained on (tables and time
+    series are opened as they are)."""
+    source = open_source(data, image_size, label_column)
+    if source.modality == "image" and source.image_size != image_size:
+        raise ConfigError(f"data={data!r}: images are {source.image_size} px, the model was trained "
+                          f"on {image_size} px")
+    return source
+
+
+def open_run_source(data: str, config):
+    """The data source ``data`` as a run's model takes it: images at the size it was trained
+    on; tables and series with the run's label column and as many features or channels."""
+    source = open_sized_source(data, config.image_size, config.label_column)
+    trained = list(config.input_shape or [])[:1]
+    if source.modality != "image" and trained and source.input_shape[:1] != trained:
+        raise ConfigError(f"data={data!r}: samples of shape {source.input_shape}, the model was "
+                          f"trained on {list(config.input_shape)}")
+    return source
+
+
+def read_embeddings_file(path: Path) -> Embedded:
+    """An embeddings file written by ``selfsup embed`` (.parquet or .npy + .ids.txt)."""
+    try:
+        if path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            table = pq.read_table(path)
+            if "embedding" not in table.column_names or "id" not in table.column_names:
+                raise DataError(f"{path}: expected columns id and embedding, got {table.column_names}")
+            embeddings = np.stack(table.column("embedding").to_numpy(zero_copy_only=False)).astype(np.float32)
+            labels = table.column("label").to_numpy() if "label" in table.column_names else None
+            return Embedded(embeddings, [str(i) for i in table.column("id").to_pylist()], labels)
+        embeddings = np.load(path, allow_pickle=False).astype(np.float32)
+    except DataError:
+        raise
+    except Exception as error:
+        raise DataError(f"{path}: cannot read embeddings ({error})") from None
+    if embeddings.ndim != 2:
+        raise DataError(f"{path}: embeddings must be a 2-D array, got shape {embeddings.shape}")
+    ids_file = path.with_suffix(".ids.txt")
+    ids = ids_file.read_text().splitlines() if ids_file.exists() else [str(i) for i in range(len(embeddings))]
+    if len(ids) != len(embeddings):
+        raise DataError(f"{ids_file}: {len(ids)} ids for {len(embeddings)} embeddings")
+    return Embedded(embeddings, ids)
+
+
+def load_embeddings(run_or_file: str | os.PathLike, data: str | None = None) -> Embedded:
+    """Embeddings of ``data`` (default: the run's data) with the run's backbone, or the
+    rows of an embeddings file (.parquet / .npy) when ``run_or_file`` is one."""
+    path = Path(run_or_file)
+    if path.is_file() and path.suffix in (".parquet", ".npy"):
+        if data is not None:
+            raise ConfigError(f"data={data!r}: not used with an embeddings file ({path}); "
+                              f"pass a run directory to embed a data source")
+        return read_embeddings_file(path)
+    from selfsup.train.run import load_run
+
+    config, method = load_run(path)
+    source = open_run_source(data or config.data, config)
+    labels = None if source.labels is None else source.labels.numpy()
+    return Embedded(embed_source(method, config, source), list(source.ids), labels, source, (config, method))
+
+
+@torch.no_grad()
+def embed_augmented(embedded: Embedded, views: int, seed: int = 0, batch_size: int = 512) -> np.ndarray:
+    """(views, N, D) embeddings of ``views`` strongly augmented copies (SimCLR recipe) of
+    every sample of ``embedded``'s source, with the run's backbone in eval mode."""
+    from selfsup import augment
+
+    config, method = embedded.run
+    images = require_images(embedded.source, "cluster")
+    recipe = augment.create("simclr", config.image_size)
+    generator = seeded(seed)
+    backbone = method.backbone.eval()
+    device = next(backbone.parameters()).device
+    out = np.empty((views, len(images), backbone.dim), dtype=np.float32)
+    for v in range(views):
+        for start in range(0, len(images), batch_size):
+            x = augment.make_view(images[start:start + batch_size].to(device), recipe.views[0], generator,
+                                  config.mean, config.std)
+            out[v, start:start + batch_size] = backbone(x).cpu().numpy()
+    return out
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def seeded(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)

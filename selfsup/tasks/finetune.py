@@ -1,0 +1,265 @@
+"""Few-label classification from a pretrained run: a linear head on the frozen backbone or
+full fine-tuning, optionally with FixMatch self-training on the unlabelled rest.
+
+FixMatch (Sohn et al. 2020, "FixMatch: Simplifying Semi-Supervised Learning with
+Consistency and Confidence"): for each unlabelled image u, the prediction on a weak view
+(crop + flip) becomes a hard pseudo-label when it is confident, and the model is trained
+to predict it from a strong view (here the SimCLR recipe):
+
+    L = L_s + lambda_u * 1/(mu B) sum_b 1[max q_b >= tau] * H(argmax q_b, p(y | strong(u_b)))
+
+with q_b = p(y | weak(u_b)) (no gradient), tau = 0.95, lambda_u = 1, mu = 7 unlabelled per
+labelled sample. The same labels with no pretraining ("from scratch") are the baseline.
+
+After training, BatchNorm running statistics are recomputed on the clean training
+images (as PreciseBN, Wu & Johnson 2021): the backbone's running averages were
+collected on augmented views (pretraining, or here), so they do not match clean inputs;
+test-time adaptation (``selfsup.tasks.adapt``) starts from these statistics.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from selfsup import augment, backbones
+from selfsup.augment.ops import normalize
+from selfsup.config import ConfigError
+from selfsup.data import DataError, holdout_split
+from selfsup.tasks.common import open_sized_source, require_images, seeded
+
+MODES = ("linear", "full")
+
+
+class Classifier(nn.Module):
+    """Backbone + linear head for images in [0, 1] (normalised inside). The head
+    standardises the embedding first (BatchNorm without affine parameters, as MAE's
+    linear probe), so one learning rate suits any backbone's feature scale."""
+
+    def __init__(self, backbone: nn.Module, num_classes: int, mean, std):
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Sequential(nn.BatchNorm1d(backbone.dim, affine=False), nn.Linear(backbone.dim, num_classes))
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32))
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(normalize(x, self.mean, self.std))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x``: (B, 3, H, W) floats in [0, 1]."""
+        return self.head(self.embed(x))
+
+
+def weak_view(size: int) -> augment.ViewSpec:
+    """FixMatch's weak augmentation: a mild random crop and a flip, no colour change."""
+    return augment.ViewSpec(size, crop_scale=(0.5, 1.0), jitter_p=0.0, grayscale_p=0.0)
+
+
+def strong_view(size: int, crop_min_scale: float = 0.25) -> augment.ViewSpec:
+    """The SimCLR recipe's view (colour distortion, grayscale, blur above 32 px) with a
+    milder crop: a box of 8% of a small image rarely keeps the object, and the
+    pseudo-label would then train on noise."""
+    return augment.create("simclr", size, crop_scale=(crop_min_scale, 1.0)).views[0]
+
+
+def _view(images: torch.Tensor, spec, generator) -> torch.Tensor:
+    # make_view normalises; the classifier normalises itself, so view in [0, 1] units
+    return augment.make_view(images, spec, generator, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+
+
+def as_unit(images: torch.Tensor) -> torch.Tensor:
+    return images.float().div_(255)
+
+
+@torch.no_grad()
+def recompute_batchnorm(model: nn.Module, images: torch.Tensor, inputs=None, batch_size: int = 256) -> None:
+    """Replace every BatchNorm's running mean/var in ``model`` by the exact average over
+    uint8 ``images`` (passed through ``inputs`` first when given, e.g. a frozen embedder)."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    was_training = model.training
+    momenta = [m.momentum for m in norms]
+    model.eval()
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the batches
+        m.train()
+    for start in range(0, len(images), batch_size):
+        x = as_unit(images[start:start + batch_size])
+        model(x if inputs is None else inputs(x))
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    model.train(was_training)
+
+
+def train_classifier(model: Classifier, images: torch.Tensor, labels: torch.Tensor, mode: str = "linear",
+                     unlabeled: torch.Tensor | None = None, steps: int = 300, batch_size: int = 64,
+                     lr: float | None = None, threshold: float = 0.95, unlabeled_ratio: int = 7,
+                     unlabeled_weight: float = 1.0, seed: int = 0) -> dict:
+    """Train ``model`` on uint8 ``images`` with ``labels``; with ``unlabeled`` images,
+    FixMatch. ``linear``: only the head learns, the backbone stays in eval mode."""
+    if mode not in MODES:
+        raise ConfigError(f"mode={mode!r}: expected one of {', '.join(MODES)}")
+    torch.manual_seed(seed)
+    generator = seeded(seed)
+    size = images.shape[-1]
+    weak, strong = weak_view(size), strong_view(size)
+    linear = mode == "linear"
+    for p in model.backbone.parameters():
+        p.requires_grad_(not linear)
+    everything = images if unlabeled is None else torch.cat([images, unlabeled])
+    if linear:  # the frozen backbone's statistics on clean training images, as the head will see them
+        recompute_batchnorm(model.backbone, everything)
+
+    def logits_of(x):
+        if not linear:
+            return model(x)
+        with torch.no_grad():  # no graph through the frozen backbone
+            features = model.embed(x)
+        return model.head(features)
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(parameters, lr=lr or (1e-2 if linear else 1e-3), weight_decay=5e-4)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: math.cos(7 * math.pi * s / (16 * steps)))
+    batch = min(batch_size, len(images))
+    stats = {"pseudo_labelled": 0.0}
+    for step in range(steps):
+        model.train()
+        if linear:
+            model.backbone.eval()
+        rows = torch.randint(len(images), (batch,), generator=generator)
+        x = _view(images[rows], weak, generator)
+        if unlabeled is None:
+            loss = F.cross_entropy(logits_of(x), labels[rows])
+        else:
+            u = unlabeled[torch.randint(len(unlabeled), (batch * unlabeled_ratio,), generator=generator)]
+            u_weak, u_strong = _view(u, weak, generator), _view(u, strong, generator)
+            logits = logits_of(torch.cat([x, u_weak, u_strong]))  # one batch, as FixMatch, for BatchNorm
+            logits_x, logits_weak, logits_strong = logits.split([len(x), len(u), len(u)])
+            confidence, pseudo = logits_weak.detach().softmax(dim=1).max(dim=1)
+            mask = (confidence >= threshold).float()
+            unsupervised = (F.cross_entropy(logits_strong, pseudo, reduction="none") * mask).mean()
+            loss = F.cross_entropy(logits_x, labels[rows]) + unlabeled_weight * unsupervised
+            stats["pseudo_labelled"] = float(mask.mean())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+    for p in model.parameters():
+        p.requires_grad_(True)
+    model.eval()
+    if not linear:  # the running averages were collected on augmented views
+        recompute_batchnorm(model.backbone, everything)
+    recompute_batchnorm(model.head, everything, model.embed)
+    stats["final_loss"] = loss.item()
+    return stats
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    model.eval()
+    return torch.cat([model(as_unit(images[s:s + batch_size])).argmax(dim=1)
+                      for s in range(0, len(images), batch_size)])
+
+
+def labelled_subset(labels: np.ndarray, per_class: int, seed: int = 0) -> np.ndarray:
+    """Sorted indices of ``per_class`` random samples of every class."""
+    rng = np.random.default_rng(seed)
+    picked = []
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        if len(members) < per_class:
+            raise ConfigError(f"labels={per_class}: class {c} has only {len(members)} training samples")
+        picked.append(rng.choice(members, per_class, replace=False))
+    return np.sort(np.concatenate(picked))
+
+
+def read_label_file(path: Path, ids: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(row indices, class indices, class names) from a CSV/TSV file of ``id,label`` lines."""
+    lookup = {sample_id: i for i, sample_id in enumerate(ids)}
+    rows, names = [], []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        parts = [p.strip() for p in line.replace("\t", ",").split(",")]
+        if not line.strip() or (number == 1 and parts[0] == "id"):
+            continue
+        if len(parts) != 2 or parts[0] not in lookup:
+            raise DataError(f"{path}:{number}: expected 'id,label' with an id of the data, got {line!r}")
+        rows.append(lookup[parts[0]])
+        names.append(parts[1])
+    classes = sorted(set(names))
+    if len(classes) < 2:
+        raise DataError(f"{path}: needs labels of at least 2 classes, got {classes}")
+    return np.array(rows), np.array([classes.index(n) for n in names]), classes
+
+
+def save_classifier(model: Classifier, out: Path, meta: dict) -> None:
+    from safetensors.torch import save_file
+
+    out.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / "classifier.safetensors"))
+    (out / "classifier.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def load_classifier(path: str | os.PathLike) -> tuple[Classifier, dict]:
+    """A classifier written by ``finetune``: (model in eval mode, its metadata)."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not (path / "classifier.json").is_file():
+        raise ConfigError(f"{path}: not a classifier directory (no classifier.json; write one with "
+                          f"`selfsup finetune`)")
+    meta = json.loads((path / "classifier.json").read_text())
+    backbone = backbones.create(meta["backbone"], small_stem=meta["small_stem"], image_size=meta["image_size"])
+    model = Classifier(backbone, len(meta["classes"]), meta["mean"], meta["std"])
+    model.load_state_dict(load_file(str(path / "classifier.safetensors")))
+    return model.eval(), meta
+
+
+def finetune(run_dir, labels, data: str | None = None, mode: str = "linear", pseudo_label: bool = False,
+             steps: int = 300, scratch: bool = False, seed: int = 0, out=None) -> dict:
+    """Train a classifier from the run's backbone with few labels and report its accuracy
+    on the data's fixed 20% holdout. ``labels``: an int (that many labelled samples per
+    class drawn from the data's own labels, the rest of the training part unlabelled) or
+    a CSV file of ``id,label`` lines. ``scratch``: also train the same network from
+    random weights (full fine-tuning, labels only) for comparison. ``out``: write the
+    classifier (``classifier.safetensors`` + ``classifier.json``) there."""
+    from selfsup.train.run import build_method, load_run
+
+    config, method = load_run(run_dir)
+    source = open_sized_source(data or config.data, config.image_size)
+    require_images(source, "finetune")
+    train, test = holdout_split(source, 0.2, seed=0)
+    if isinstance(labels, int) or str(labels).isdigit():
+        if train.labels is None:
+            raise DataError(f"{source.name}: has no labels; pass --labels as an id,label file")
+        picked = labelled_subset(train.labels.numpy(), int(labels), seed)
+        targets, classes = train.labels[picked], source.classes or [str(c) for c in range(int(train.labels.max()) + 1)]
+    else:
+        picked, targets, classes = read_label_file(Path(labels), train.ids)
+        targets = torch.as_tensor(targets)
+    unlabeled = np.setdiff1d(np.arange(len(train)), picked)
+    images = train.images[picked]
+    result = {"mode": mode, "pseudo_label": pseudo_label, "labelled": len(picked), "steps": steps}
+    model = Classifier(method.backbone, len(classes), config.mean, config.std)
+    result["train"] = train_classifier(model, images, targets, mode,
+                                       train.images[unlabeled] if pseudo_label else None, steps, seed=seed)
+    if test is not None and test.labels is not None and source.classes == classes:
+        result["test_accuracy"] = float((predict(model, test.images) == test.labels).float().mean())
+        if scratch:
+            fresh = Classifier(build_method(config).backbone, len(classes), config.mean, config.std)
+            train_classifier(fresh, images, targets, "full", None, steps, seed=seed)
+            result["scratch_test_accuracy"] = float((predict(fresh, test.images) == test.labels).float().mean())
+    if out is not None:
+        save_classifier(model, Path(out), {
+            "run": str(run_dir), "data": data or config.data, "classes": list(classes),
+            "backbone": config.backbone, "small_stem": config.small_stem, "image_size": config.image_size,
+            "mean": list(config.mean), "std": list(config.std), **{k: v for k, v in result.items() if k != "train"}})
+    return result

@@ -1,0 +1,45 @@
+"""Planted exact and augmented duplicates in a folder of digits are found."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from selfsup.tasks.dedupe import dedupe, duplicate_groups, keep_list
+
+
+def test_groups_are_connected_components_and_keep_one_each():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 8)).astype(np.float32)
+    x[10], x[20] = x[3], x[3] + 1e-4  # 3, 10, 20 duplicates
+    x[40] = x[7]
+    groups = duplicate_groups(x, threshold=0.99)
+    assert sorted(groups) == [[3, 10, 20], [7, 40]]
+    assert keep_list(50, groups) == [i for i in range(50) if i not in (10, 20, 40)]
+
+
+def test_planted_duplicates_in_a_folder_are_found(digits_run, tmp_path):
+    from sklearn.datasets import load_digits
+
+    images = (load_digits().images * 16).clip(0, 255).astype(np.uint8)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for i in range(300):
+        Image.fromarray(images[i]).resize((32, 32), Image.BILINEAR).save(folder / f"{i:04d}.png")
+    planted = []
+    for i in range(0, 20):  # exact copies
+        (folder / f"copy-{i:04d}.png").write_bytes((folder / f"{i:04d}.png").read_bytes())
+        planted.append((f"{i:04d}.png", f"copy-{i:04d}.png"))
+    for i in range(20, 40):  # augmented: brighter by 10% and re-encoded as JPEG
+        picture = Image.open(folder / f"{i:04d}.png").convert("RGB")
+        picture.point(lambda v: min(255, int(v * 1.1))).save(folder / f"aug-{i:04d}.jpg", quality=90)
+        planted.append((f"{i:04d}.png", f"aug-{i:04d}.jpg"))
+    result = dedupe(digits_run, str(folder), threshold=0.85, out=tmp_path / "out")
+    group_of = {sample: g for g, members in enumerate(result["groups"]) for sample in members}
+    found = sum(a in group_of and group_of.get(a) == group_of.get(b) for a, b in planted)
+    assert found / len(planted) == 1.0
+    assert len(result["keep"]) <= 300  # the copies go
+    grouped = sum(len(g) for g in result["groups"])
+    assert grouped < 120  # centred cosine keeps unrelated digits apart (raw cosine groups them)
+    assert (tmp_path / "out" / "keep.txt").read_text().count("\n") == len(result["keep"])
+    raw = dedupe(digits_run, str(folder), threshold=0.85, center=False)
+    assert sum(len(g) for g in raw["groups"]) > grouped

@@ -1,0 +1,84 @@
+"""Few-label fine-tuning with FixMatch, then TENT on corrupted digits, from one tiny run."""
+
+import numpy as np
+import pytest
+import torch
+
+from selfsup.cli import run
+from selfsup.config import ConfigError
+from selfsup.data import DataError
+from selfsup.tasks.adapt import configure_tent, corrupt
+from selfsup.tasks.finetune import Classifier, finetune, load_classifier, predict, recompute_batchnorm
+
+
+@pytest.fixture(scope="module")
+def classifier(digits_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("classifier")
+    result = finetune(digits_run, 5, steps=60, scratch=True, out=out)
+    return out, result
+
+
+def test_linear_head_on_few_labels_beats_training_from_scratch(classifier):
+    _, result = classifier
+    assert result["labelled"] == 50 and result["test_accuracy"] > 0.5
+    assert result["test_accuracy"] > result["scratch_test_accuracy"]
+
+
+def test_saved_classifier_predicts_as_trained(classifier):
+    out, result = classifier
+    from selfsup.data import holdout_split, open_source
+
+    model, meta = load_classifier(out)
+    _, test = holdout_split(open_source("digits", meta["image_size"]), 0.2, seed=0)
+    accuracy = float((predict(model, test.images) == test.labels).float().mean())
+    assert accuracy == pytest.approx(result["test_accuracy"])
+    with pytest.raises(ConfigError, match="not a classifier directory"):
+        load_classifier(out.parent)
+
+
+def test_corruptions_shift_the_images():
+    images = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
+    for kind in ("noise", "blur", "contrast"):
+        mild, strong = (corrupt(images, kind, s).float() for s in (1, 5))
+        assert mild.shape == images.shape
+        assert (strong - images).abs().mean() > (mild - images).abs().mean() > 0
+    assert corrupt(images, "contrast", 5).float().std() < images.float().std() / 3
+    with pytest.raises(ConfigError, match="corruption='fog'"):
+        corrupt(images, "fog")
+
+
+def test_tent_adapts_only_batchnorm_affine_parameters():
+    model = Classifier(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4),
+                                           torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()), 3, [0.5] * 3, [0.2] * 3)
+    model.backbone.dim = 4
+    parameters = configure_tent(model)
+    assert [tuple(p.shape) for p in parameters] == [(4,), (4,)]
+    assert sum(p.requires_grad for p in model.parameters()) == 2
+
+
+def test_batchnorm_recomputed_on_clean_images():
+    norm = torch.nn.BatchNorm2d(3)
+    images = torch.randint(0, 256, (64, 3, 8, 8), dtype=torch.uint8)
+    recompute_batchnorm(norm, images, batch_size=16)
+    x = images.float() / 255
+    assert torch.allclose(norm.running_mean, x.mean(dim=(0, 2, 3)), atol=1e-5)
+    assert norm.momentum == 0.1 and not norm.training
+
+
+def test_tent_recovers_accuracy_on_low_contrast_digits(classifier, capsys):
+    out, _ = classifier
+    run(["adapt", str(out), "--data", "digits", "--corrupt", "contrast", "--severity", "3"])
+    text = capsys.readouterr().out
+    import json
+
+    result = json.loads(text)
+    assert result["accuracy_tent"] > result["accuracy_source_model"] + 0.1
+
+
+def test_finetune_and_adapt_say_what_is_wrong(digits_run, tmp_path):
+    bad = tmp_path / "labels.csv"
+    bad.write_text("id,label\n0,zero\nnot-an-id,one\n")
+    with pytest.raises(DataError, match="labels.csv:3: expected 'id,label'"):
+        finetune(digits_run, str(bad), steps=1)
+    with pytest.raises(ConfigError, match="labels=500: class 0 has only"):
+        finetune(digits_run, 500, steps=1)

@@ -1,0 +1,43 @@
+import numpy as np
+import pytest
+
+from selfsup.cli import run
+from selfsup.data import DataError
+from selfsup.tasks.neighbors import NeighborIndex, neighbors
+
+
+def blobs(n=600, d=16, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(6, d)) * 5
+    labels = rng.integers(0, 6, n)
+    return (centres[labels] + rng.normal(size=(n, d))).astype(np.float32), labels
+
+
+def test_flat_is_exact_and_hnsw_agrees_with_it(tmp_path):
+    x, _ = blobs()
+    flat = NeighborIndex("flat").fit(x)
+    similarities, positions = flat.search(x[:50], 5)
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    exact = np.argsort(-(unit[:50] @ unit.T), axis=1)[:, :5]
+    assert (positions == exact).mean() > 0.99 and np.allclose(similarities[:, 0], 1, atol=1e-5)
+    hnsw = NeighborIndex("hnsw").fit(x)
+    _, approximate = hnsw.search(x[:50], 5)
+    recall = np.mean([len(set(a) & set(e)) / 5 for a, e in zip(approximate, exact)])
+    assert recall > 0.95
+    hnsw.save(tmp_path / "x.faiss")
+    again = NeighborIndex.load(tmp_path / "x.faiss")
+    assert again.kind_ == "hnsw" and (again.search(x[:50], 5)[1] == approximate).all()
+
+
+def test_neighbors_of_a_run_and_a_reused_index(digits_run, tmp_path, capsys):
+    rows = neighbors(digits_run, query="0,5", k=3, index=tmp_path / "digits.faiss", out=tmp_path / "n.tsv")
+    assert [r[:3] for r in rows if r[1] == 1] == [("0", 1, "0"), ("5", 1, "5")]  # itself first
+    assert all(r[3] <= 1.0001 for r in rows) and len(rows) == 6
+    assert (tmp_path / "n.tsv").read_text().startswith("query_id\trank\tneighbor_id\tsimilarity\n")
+    reused = neighbors(digits_run, query="0,5", k=3, index=tmp_path / "digits.faiss")
+    assert [r[:3] for r in reused] == [r[:3] for r in rows]
+    assert np.allclose([r[3] for r in reused], [r[3] for r in rows], atol=1e-5)
+    run(["neighbors", str(digits_run), "--query", "7", "--k", "2"])
+    assert capsys.readouterr().out.splitlines()[0].startswith("7\t1\t7\t")
+    with pytest.raises(DataError, match="query='nope'"):
+        neighbors(digits_run, query="0,nope")
