@@ -5,7 +5,7 @@ import pytest
 from selfsup.config import PretrainConfig
 from selfsup.train import pretrain
 
-EPOCHS = 4
+EPOCHS = 2
 
 
 @pytest.fixture(scope="session")
