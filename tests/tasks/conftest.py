@@ -5,7 +5,7 @@ import pytest
 from selfsup.config import PretrainConfig
 from selfsup.train import pretrain
 
-EPOCHS = 2
+EPOCHS = 4
 
 
 @pytest.fixture(scope="session")

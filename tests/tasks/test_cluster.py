@@ -31,7 +31,7 @@ def test_scan_and_eigengap_on_a_well_separated_embedding():
 
 
 def test_cluster_a_run_on_digits(digits_run, tmp_path, capsys):
-    result = cluster(digits_run, n_clusters=10, views=1, epochs=20, self_label_epochs=2, out=tmp_path / "c.tsv")
+    result = cluster(digits_run, n_clusters=10, views=1, epochs=30, self_label_epochs=5, out=tmp_path / "c.tsv")
     assert result["samples"] == 1797 and len(result["scan_ids"]) == 1797
     for name in ("kmeans", "scan"):
         assert set(result[name]) == {"accuracy", "nmi", "ari"}
@@ -39,6 +39,6 @@ def test_cluster_a_run_on_digits(digits_run, tmp_path, capsys):
     assert (tmp_path / "c.tsv").read_text().splitlines()[0] == "id\tkmeans\tscan"
     embeddings = tmp_path / "e.npy"
     run(["embed", str(digits_run), "--out", str(embeddings)])
-    run(["cluster", str(embeddings), "--epochs", "2"])  # no labels, k estimated
+    run(["cluster", str(embeddings), "--epochs", "5"])  # no labels, k estimated
     out = capsys.readouterr().out
     assert '"clusters_estimated": true' in out and '"scan"' not in out
