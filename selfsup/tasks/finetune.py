@@ -224,13 +224,14 @@ def load_classifier(path: str | os.PathLike) -> tuple[Classifier, dict]:
 
 
 def finetune(run_dir, labels, data: str | None = None, mode: str = "linear", pseudo_label: bool = False,
-             steps: int = 300, scratch: bool = False, seed: int = 0, out=None) -> dict:
+             steps: int = 300, scratch: bool = False, seed: int = 0, out=None, **training) -> dict:
     """Train a classifier from the run's backbone with few labels and report its accuracy
     on the data's fixed 20% holdout. ``labels``: an int (that many labelled samples per
     class drawn from the data's own labels, the rest of the training part unlabelled) or
     a CSV file of ``id,label`` lines. ``scratch``: also train the same network from
     random weights (full fine-tuning, labels only) for comparison. ``out``: write the
-    classifier (``classifier.safetensors`` + ``classifier.json``) there."""
+    classifier (``classifier.safetensors`` + ``classifier.json``) there. ``training``:
+    further options of ``train_classifier`` (batch_size, lr, threshold, unlabeled_ratio)."""
     from selfsup.train.run import build_method, load_run
 
     config, method = load_run(run_dir)
@@ -249,13 +250,14 @@ def finetune(run_dir, labels, data: str | None = None, mode: str = "linear", pse
     images = train.images[picked]
     result = {"mode": mode, "pseudo_label": pseudo_label, "labelled": len(picked), "steps": steps}
     model = Classifier(method.backbone, len(classes), config.mean, config.std)
-    result["train"] = train_classifier(model, images, targets, mode,
-                                       train.images[unlabeled] if pseudo_label else None, steps, seed=seed)
+    result["train"] = train_classifier(model, images, targets, mode, train.images[unlabeled] if pseudo_label else None,
+                                       steps, seed=seed, **training)
     if test is not None and test.labels is not None and source.classes == classes:
         result["test_accuracy"] = float((predict(model, test.images) == test.labels).float().mean())
         if scratch:
             fresh = Classifier(build_method(config).backbone, len(classes), config.mean, config.std)
-            train_classifier(fresh, images, targets, "full", None, steps, seed=seed)
+            scratch_options = {k: v for k, v in training.items() if k in ("batch_size", "lr")}
+            train_classifier(fresh, images, targets, "full", None, steps, seed=seed, **scratch_options)
             result["scratch_test_accuracy"] = float((predict(fresh, test.images) == test.labels).float().mean())
     if out is not None:
         save_classifier(model, Path(out), {
