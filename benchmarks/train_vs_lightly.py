@@ -32,7 +32,7 @@ import warnings
 from pathlib import Path
 
 # The machine is shared: OpenMP threads that spin while waiting for a descheduled peer
-# made 2-thread runs up to 15x slower than 1-thread ones here; passive waiting avoids it.
+# made 2-thread augmentation 16x slower than 1 thread here; passive waiting avoids it.
 # Set before torch loads OpenMP; applies to every pipeline in the script alike.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 

@@ -139,3 +139,13 @@ def test_slices_of_a_batch_get_the_views_of_the_whole_batch():
                       [0.5] * 3, [0.25] * 3)
         for v_whole, v_part in zip(whole, part):
             assert torch.allclose(v_whole[start:start + 4], v_part, atol=1e-6)
+
+
+def test_blur_changes_exactly_the_picked_samples():
+    x = images(16, 32).float() / 255
+    blurred = ops.gaussian_blur(x, torch.Generator().manual_seed(5), p=0.5)
+    picked = ops.bernoulli(torch.Generator().manual_seed(5), 16, 0.5)
+    changed = (blurred != x).flatten(1).any(dim=1)
+    assert 0 < int(picked.sum()) < 16 and torch.equal(changed, picked)
+    kernels = ops.blur_kernels(torch.tensor([0.1, 0.5, 2.0]), radius=3)
+    assert torch.allclose(kernels.sum(dim=1), torch.ones(3)) and kernels.argmax(dim=1).eq(3).all()
