@@ -9,7 +9,8 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
         || echo "note: could not install chromium; the browser test will skip"
 fi
-# two workers: much of a test's time is single-threaded (Lightning set-up, scikit-learn,
-# subprocesses), so two at once use both cores; a file stays on one worker so its
-# module fixtures (a pretrained run) are built once; SELFSUP_TEST_WORKERS=0: one process
-exec .venv/bin/python -m pytest -n "${SELFSUP_TEST_WORKERS:-2}" --dist loadfile "$@"
+# two workers of one torch thread each (tests/conftest.py): much of a test's time is
+# single-threaded anyway (Lightning set-up, scikit-learn, subprocesses); a test file stays on
+# one worker so its module fixtures (a pretrained run) are built once, except the learning
+# cases, which spread (tests/conftest.py); SELFSUP_TEST_WORKERS=0: one process
+exec .venv/bin/python -m pytest -n "${SELFSUP_TEST_WORKERS:-2}" --dist loadgroup "$@"

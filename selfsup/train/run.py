@@ -219,7 +219,8 @@ def pretrain(config: PretrainConfig) -> dict:
                                     stop_on_collapse=config.stop_on_collapse)
     resume_from = last.resolve() if config.resume and last.exists() else None
     resume_step = load_checkpoint(resume_from)["global_step"] if resume_from else None
-    (out / "checkpoints").mkdir(exist_ok=True)
+    if rank == 0:  # made by another rank first, a slow-starting rank 0 would see an earlier run
+        (out / "checkpoints").mkdir(exist_ok=True)
     trainer = L.Trainer(
         max_epochs=config.epochs, accelerator=config.accelerator, **_distribution(config, world_size),
         precision=config.precision, logger=JsonlLogger(out / "metrics.jsonl", resume_step),
