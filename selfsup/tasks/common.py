@@ -1,8 +1,8 @@
 """What every task starts from: the embeddings of a data source, from a run or a file.
 
-All tasks get their embeddings through ``load_embeddings`` (any modality) and, where they
-augment, their images through ``require_images`` (finetune, adapt and SCAN's augmented
-views are image-only for now).
+All tasks get their embeddings through ``load_embeddings`` (any modality); SCAN's augmented
+views use each modality's own views; finetune and adapt take images through
+``require_images`` (image-only for now).
 """
 
 from __future__ import annotations
@@ -115,21 +115,23 @@ def load_embeddings(run_or_file: str | os.PathLike, data: str | None = None) -> 
 
 @torch.no_grad()
 def embed_augmented(embedded: Embedded, views: int, seed: int = 0, batch_size: int = 512) -> np.ndarray:
-    """(views, N, D) embeddings of ``views`` strongly augmented copies (SimCLR recipe) of
-    every sample of ``embedded``'s source, with the run's backbone in eval mode."""
+    """(views, N, D) embeddings of ``views`` strongly augmented copies of every sample of
+    ``embedded``'s source (the SimCLR views of its modality), with the run's backbone in eval mode."""
+    from dataclasses import replace
+
     from selfsup import augment
 
     config, method = embedded.run
-    images = require_images(embedded.source, "cluster")
-    recipe = augment.create("simclr", config.image_size)
+    samples = embedded.source.samples
+    recipe = augment.views_for(embedded.source.modality, "simclr", config.image_size)
+    recipe = replace(recipe, views=recipe.views[:1])  # one view a pass
     generator = seeded(seed)
     backbone = method.backbone.eval()
     device = next(backbone.parameters()).device
-    out = np.empty((views, len(images), backbone.dim), dtype=np.float32)
+    out = np.empty((views, len(samples), backbone.dim), dtype=np.float32)
     for v in range(views):
-        for start in range(0, len(images), batch_size):
-            x = augment.make_view(images[start:start + batch_size].to(device), recipe.views[0], generator,
-                                  config.mean, config.std)
+        for start in range(0, len(samples), batch_size):
+            (x,) = recipe(samples[start:start + batch_size].to(device), generator, config.mean, config.std)
             out[v, start:start + batch_size] = backbone(x).cpu().numpy()
     return out
 
