@@ -12,6 +12,8 @@ statistics alone bring from what the entropy updates add.
 
 ``corrupt`` makes shifted copies of a test set in the spirit of CIFAR-10-C (Hendrycks &
 Dietterich 2019): Gaussian noise, Gaussian blur and contrast reduction at 5 severities.
+Tables and time series take the noise corruption, with the same standard deviations in
+units of each feature's (channel's) standard deviation.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from torch import nn
 
 from selfsup.augment import ops
 from selfsup.config import ConfigError
-from selfsup.tasks.common import open_sized_source, require_images, seeded
+from selfsup.tasks.common import open_sized_source, seeded
 from selfsup.tasks.finetune import as_unit, load_classifier, predict
 
 # per severity 1..5; noise std and contrast factor as in CIFAR-10-C, blur sigma in pixels of 32 px images
@@ -33,12 +35,19 @@ CONTRAST = (0.75, 0.5, 0.4, 0.3, 0.15)
 CORRUPTIONS = ("noise", "blur", "contrast")
 
 
-def corrupt(images: torch.Tensor, kind: str, severity: int = 3, seed: int = 0) -> torch.Tensor:
-    """A corrupted copy of uint8 images (N, 3, H, W), uint8."""
+def corrupt(images: torch.Tensor, kind: str, severity: int = 3, seed: int = 0, std=None) -> torch.Tensor:
+    """A corrupted copy of uint8 images (N, 3, H, W), uint8; or of float tables (N, F) or
+    series (N, C, T) (noise only, scaled by ``std``, one value per feature or channel)."""
     if kind not in CORRUPTIONS:
         raise ConfigError(f"corruption={kind!r}: expected one of {', '.join(CORRUPTIONS)}")
     if not 1 <= severity <= 5:
         raise ConfigError(f"severity={severity}: expected 1 to 5")
+    if images.dtype != torch.uint8:
+        if kind != "noise":
+            raise ConfigError(f"corruption={kind!r}: only noise applies to tables and time series")
+        scale = torch.as_tensor(std if std is not None else 1.0, dtype=torch.float32)
+        scale = scale.reshape((1, -1) + (1,) * (images.ndim - 2)) if scale.ndim else scale
+        return images + NOISE_STD[severity - 1] * scale * torch.randn(images.shape, generator=seeded(seed))
     x, n, level = as_unit(images), len(images), severity - 1
     if kind == "noise":
         x = x + NOISE_STD[level] * torch.randn(x.shape, generator=seeded(seed))
@@ -81,7 +90,7 @@ def entropy(logits: torch.Tensor) -> torch.Tensor:
 
 def tent(model: nn.Module, images: torch.Tensor, lr: float = 1e-3, batch_size: int = 128,
          epochs: int = 1, seed: int = 0) -> torch.Tensor:
-    """Adapt a copy of ``model`` online on uint8 ``images`` (batches in a fixed random order);
+    """Adapt a copy of ``model`` online on raw ``images`` of any modality (batches in a fixed random order);
     returns the predictions made during the last pass, in the images' order."""
     adapted = copy.deepcopy(model)
     optimizer = torch.optim.Adam(configure_tent(adapted), lr=lr, betas=(0.9, 0.999))
@@ -115,10 +124,14 @@ def adapt(classifier_dir, data: str, corruption: str | None = None, severity: in
     corrupted here first). Returns the predictions (ids and class names) and, when the
     data is labelled, accuracy without adaptation, with test-time BN, and with TENT."""
     model, meta = load_classifier(classifier_dir)
-    source = open_sized_source(data, meta["image_size"])
-    images = require_images(source, "adapt")
+    source = open_sized_source(data, meta["image_size"], meta.get("label_column"), meta.get("modality", "image"))
+    trained = list(meta.get("input_shape") or [])[:1]
+    if trained and source.input_shape[:1] != trained:
+        raise ConfigError(f"data={data!r}: samples of shape {source.input_shape}, the classifier takes "
+                          f"{meta['input_shape']}")
+    images = source.samples
     if corruption is not None:
-        images = corrupt(images, corruption, severity, seed)
+        images = corrupt(images, corruption, severity, seed, meta["std"])
     adapted = tent(model, images, lr, batch_size, epochs, seed)
     result = {"samples": len(images), "corruption": corruption, "severity": severity if corruption else None,
               "ids": list(source.ids), "predictions": [meta["classes"][i] for i in adapted.tolist()]}

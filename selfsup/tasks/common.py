@@ -1,8 +1,7 @@
 """What every task starts from: the embeddings of a data source, from a run or a file.
 
 All tasks get their embeddings through ``load_embeddings`` (any modality); SCAN's augmented
-views use each modality's own views; finetune and adapt take images through
-``require_images`` (image-only for now).
+views and finetune's FixMatch views use each modality's own views.
 """
 
 from __future__ import annotations
@@ -32,15 +31,6 @@ class Embedded:
         return len(self.ids)
 
 
-def require_images(source, command: str):
-    """The source's uint8 images (N, 3, H, W); other modalities are not supported yet."""
-    modality = getattr(source, "modality", "image")
-    if modality != "image" or not hasattr(source, "images"):
-        raise DataError(f"{source.name}: `{command}` works on images only for now "
-                        f"(augmentations are image ops); this source is {modality}")
-    return source.images
-
-
 def embed_source(method, config, source) -> np.ndarray:
     """Embeddings of every sample of ``source`` (any modality) with the run's backbone (eval mode)."""
     from selfsup.evaluate.protocols import embed_images
@@ -49,10 +39,13 @@ def embed_source(method, config, source) -> np.ndarray:
     return embed_images(method.backbone, source.samples, config.mean, config.std, device=device).numpy()
 
 
-def open_sized_source(data: str, image_size: int | None, label_column: str | None = None):
+def open_sized_source(data: str, image_size: int | None, label_column: str | None = None,
+                      modality: str | None = None):
     """The data source ``data`` at the image size a model was trained on (tables and time
-    series are opened as they are)."""
+    series are opened as they are); of ``modality`` when given."""
     source = open_source(data, image_size, label_column)
+    if modality is not None and source.modality != modality:
+        raise ConfigError(f"data={data!r}: {source.modality} data, the model takes {modality} data")
     if source.modality == "image" and source.image_size != image_size:
         raise ConfigError(f"data={data!r}: images are {source.image_size} px, the model was trained "
                           f"on {image_size} px")

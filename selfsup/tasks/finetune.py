@@ -1,15 +1,19 @@
 """Few-label classification from a pretrained run: a linear head on the frozen backbone or
-full fine-tuning, optionally with FixMatch self-training on the unlabelled rest.
+full fine-tuning, optionally with FixMatch self-training on the unlabelled rest. Works on
+every modality: images, tables and time series.
 
 FixMatch (Sohn et al. 2020, "FixMatch: Simplifying Semi-Supervised Learning with
 Consistency and Confidence"): for each unlabelled image u, the prediction on a weak view
 (crop + flip) becomes a hard pseudo-label when it is confident, and the model is trained
-to predict it from a strong view (here the SimCLR recipe):
+to predict it from a strong view (here the SimCLR recipe of the data's modality):
 
     L = L_s + lambda_u * 1/(mu B) sum_b 1[max q_b >= tau] * H(argmax q_b, p(y | strong(u_b)))
 
 with q_b = p(y | weak(u_b)) (no gradient), tau = 0.95, lambda_u = 1, mu = 7 unlabelled per
 labelled sample. The same labels with no pretraining ("from scratch") are the baseline.
+Weak views of tables add light Gaussian noise; weak views of series take a long window
+with a little scaling and jitter; their strong views are the contrastive views of
+``selfsup.augment.views_for``.
 
 After training, BatchNorm running statistics are recomputed on the clean training
 images (as PreciseBN, Wu & Johnson 2021): the backbone's running averages were
@@ -30,18 +34,21 @@ import torch.nn.functional as F
 from torch import nn
 
 from selfsup import augment, backbones
-from selfsup.augment.ops import normalize
 from selfsup.config import ConfigError
+from selfsup.augment.tables import TableView
+from selfsup.augment.timeseries import SeriesView
 from selfsup.data import DataError, holdout_split
-from selfsup.tasks.common import open_sized_source, require_images, seeded
+from selfsup.data.samples import standardize
+from selfsup.tasks.common import open_run_source, seeded
 
 MODES = ("linear", "full")
 
 
 class Classifier(nn.Module):
-    """Backbone + linear head for images in [0, 1] (normalised inside). The head
-    standardises the embedding first (BatchNorm without affine parameters, as MAE's
-    linear probe), so one learning rate suits any backbone's feature scale."""
+    """Backbone + linear head for samples as ``as_unit`` gives them (images in [0, 1],
+    table and series values as they are), standardised inside with the run's statistics.
+    The head standardises the embedding first (BatchNorm without affine parameters, as
+    MAE's linear probe), so one learning rate suits any backbone's feature scale."""
 
     def __init__(self, backbone: nn.Module, num_classes: int, mean, std):
         super().__init__()
@@ -51,10 +58,10 @@ class Classifier(nn.Module):
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32))
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return self.backbone(normalize(x, self.mean, self.std))
+        return self.backbone(standardize(x, self.mean, self.std))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x``: (B, 3, H, W) floats in [0, 1]."""
+        """``x``: a batch as ``as_unit`` gives it, e.g. (B, 3, H, W) floats in [0, 1]."""
         return self.head(self.embed(x))
 
 
@@ -70,19 +77,33 @@ def strong_view(size: int, crop_min_scale: float = 0.25) -> augment.ViewSpec:
     return augment.create("simclr", size, crop_scale=(crop_min_scale, 1.0)).views[0]
 
 
-def _view(images: torch.Tensor, spec, generator) -> torch.Tensor:
-    # make_view normalises; the classifier normalises itself, so view in [0, 1] units
-    return augment.make_view(images, spec, generator, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+def fixmatch_views(modality: str, size: int | None, mean, std):
+    """FixMatch's (weak, strong) augmentations for ``modality``: callables
+    ``view(batch, generator)`` from raw samples to the classifier's input units."""
+    if modality == "image":  # make_view normalises; the classifier does that itself
+        def image_view(spec):
+            return lambda x, g: augment.make_view(x, spec, g, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+        return image_view(weak_view(size)), image_view(strong_view(size))
+    weak = {"table": TableView(noise=0.05),
+            "timeseries": SeriesView(crop_scale=(0.8, 1.0), time_warp_p=0.0, magnitude_warp_p=0.0)}[modality]
+    strong = augment.views_for(modality, "simclr").views[0]
+    shape = (1, -1) + (1,) * (modality == "timeseries")
+    mean, std = torch.tensor(mean).reshape(shape), torch.tensor(std).reshape(shape)
+
+    def float_view(view):  # the float views work on standardised values; back to raw units
+        return lambda x, g: view(standardize(x.float(), mean, std), g) * std + mean
+    return float_view(weak), float_view(strong)
 
 
-def as_unit(images: torch.Tensor) -> torch.Tensor:
-    return images.float().div_(255)
+def as_unit(samples: torch.Tensor) -> torch.Tensor:
+    """Raw samples as the classifier takes them: uint8 pixels to [0, 1], floats as they are."""
+    return samples.float().div_(255) if samples.dtype == torch.uint8 else samples.float()
 
 
 @torch.no_grad()
-def recompute_batchnorm(model: nn.Module, images: torch.Tensor, inputs=None, batch_size: int = 256) -> None:
+def recompute_batchnorm(model: nn.Module, samples: torch.Tensor, inputs=None, batch_size: int = 256) -> None:
     """Replace every BatchNorm's running mean/var in ``model`` by the exact average over
-    uint8 ``images`` (passed through ``inputs`` first when given, e.g. a frozen embedder)."""
+    raw ``samples`` (any modality) (passed through ``inputs`` first when given, e.g. a frozen embedder)."""
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not norms:
         return
@@ -93,31 +114,31 @@ def recompute_batchnorm(model: nn.Module, images: torch.Tensor, inputs=None, bat
         m.reset_running_stats()
         m.momentum = None  # cumulative average over the batches
         m.train()
-    for start in range(0, len(images), batch_size):
-        x = as_unit(images[start:start + batch_size])
+    for start in range(0, len(samples), batch_size):
+        x = as_unit(samples[start:start + batch_size])
         model(x if inputs is None else inputs(x))
     for m, momentum in zip(norms, momenta):
         m.momentum = momentum
     model.train(was_training)
 
 
-def train_classifier(model: Classifier, images: torch.Tensor, labels: torch.Tensor, mode: str = "linear",
+def train_classifier(model: Classifier, samples: torch.Tensor, labels: torch.Tensor, mode: str = "linear",
                      unlabeled: torch.Tensor | None = None, steps: int = 300, batch_size: int = 64,
                      lr: float | None = None, threshold: float = 0.95, unlabeled_ratio: int = 7,
-                     unlabeled_weight: float = 1.0, seed: int = 0) -> dict:
-    """Train ``model`` on uint8 ``images`` with ``labels``; with ``unlabeled`` images,
-    FixMatch. ``linear``: only the head learns, the backbone stays in eval mode."""
+                     unlabeled_weight: float = 1.0, seed: int = 0, modality: str = "image") -> dict:
+    """Train ``model`` on raw samples ``samples`` (uint8 samples, float tables or series) with
+    ``labels``; with ``unlabeled`` samples, FixMatch. ``linear``: only the head learns, the
+    backbone stays in eval mode. ``modality``: whose FixMatch views to use."""
     if mode not in MODES:
         raise ConfigError(f"mode={mode!r}: expected one of {', '.join(MODES)}")
     torch.manual_seed(seed)
     generator = seeded(seed)
-    size = images.shape[-1]
-    weak, strong = weak_view(size), strong_view(size)
+    weak, strong = fixmatch_views(modality, samples.shape[-1], model.mean.tolist(), model.std.tolist())
     linear = mode == "linear"
     for p in model.backbone.parameters():
         p.requires_grad_(not linear)
-    everything = images if unlabeled is None else torch.cat([images, unlabeled])
-    if linear:  # the frozen backbone's statistics on clean training images, as the head will see them
+    everything = samples if unlabeled is None else torch.cat([samples, unlabeled])
+    if linear:  # the frozen backbone's statistics on clean training samples, as the head will see them
         recompute_batchnorm(model.backbone, everything)
 
     def logits_of(x):
@@ -129,19 +150,19 @@ def train_classifier(model: Classifier, images: torch.Tensor, labels: torch.Tens
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=lr or (1e-2 if linear else 1e-3), weight_decay=5e-4)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: math.cos(7 * math.pi * s / (16 * steps)))
-    batch = min(batch_size, len(images))
+    batch = min(batch_size, len(samples))
     stats = {"pseudo_labelled": 0.0}
     for step in range(steps):
         model.train()
         if linear:
             model.backbone.eval()
-        rows = torch.randint(len(images), (batch,), generator=generator)
-        x = _view(images[rows], weak, generator)
+        rows = torch.randint(len(samples), (batch,), generator=generator)
+        x = weak(samples[rows], generator)
         if unlabeled is None:
             loss = F.cross_entropy(logits_of(x), labels[rows])
         else:
             u = unlabeled[torch.randint(len(unlabeled), (batch * unlabeled_ratio,), generator=generator)]
-            u_weak, u_strong = _view(u, weak, generator), _view(u, strong, generator)
+            u_weak, u_strong = weak(u, generator), strong(u, generator)
             logits = logits_of(torch.cat([x, u_weak, u_strong]))  # one batch, as FixMatch, for BatchNorm
             logits_x, logits_weak, logits_strong = logits.split([len(x), len(u), len(u)])
             confidence, pseudo = logits_weak.detach().softmax(dim=1).max(dim=1)
@@ -164,10 +185,10 @@ def train_classifier(model: Classifier, images: torch.Tensor, labels: torch.Tens
 
 
 @torch.no_grad()
-def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+def predict(model: nn.Module, samples: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     model.eval()
-    return torch.cat([model(as_unit(images[s:s + batch_size])).argmax(dim=1)
-                      for s in range(0, len(images), batch_size)])
+    return torch.cat([model(as_unit(samples[s:s + batch_size])).argmax(dim=1)
+                      for s in range(0, len(samples), batch_size)])
 
 
 def labelled_subset(labels: np.ndarray, per_class: int, seed: int = 0) -> np.ndarray:
@@ -217,7 +238,8 @@ def load_classifier(path: str | os.PathLike) -> tuple[Classifier, dict]:
         raise ConfigError(f"{path}: not a classifier directory (no classifier.json; write one with "
                           f"`selfsup finetune`)")
     meta = json.loads((path / "classifier.json").read_text())
-    backbone = backbones.create(meta["backbone"], small_stem=meta["small_stem"], image_size=meta["image_size"])
+    backbone = backbones.create(meta["backbone"], small_stem=meta["small_stem"], image_size=meta["image_size"],
+                                input_shape=meta.get("input_shape"))
     model = Classifier(backbone, len(meta["classes"]), meta["mean"], meta["std"])
     model.load_state_dict(load_file(str(path / "classifier.safetensors")))
     return model.eval(), meta
@@ -235,8 +257,7 @@ def finetune(run_dir, labels, data: str | None = None, mode: str = "linear", pse
     from selfsup.train.run import build_method, load_run
 
     config, method = load_run(run_dir)
-    source = open_sized_source(data or config.data, config.image_size)
-    require_images(source, "finetune")
+    source = open_run_source(data or config.data, config)
     train, test = holdout_split(source, 0.2, seed=0)
     if isinstance(labels, int) or str(labels).isdigit():
         if train.labels is None:
@@ -247,21 +268,23 @@ def finetune(run_dir, labels, data: str | None = None, mode: str = "linear", pse
         picked, targets, classes = read_label_file(Path(labels), train.ids)
         targets = torch.as_tensor(targets)
     unlabeled = np.setdiff1d(np.arange(len(train)), picked)
-    images = train.images[picked]
+    samples = train.samples[picked]
     result = {"mode": mode, "pseudo_label": pseudo_label, "labelled": len(picked), "steps": steps}
     model = Classifier(method.backbone, len(classes), config.mean, config.std)
-    result["train"] = train_classifier(model, images, targets, mode, train.images[unlabeled] if pseudo_label else None,
-                                       steps, seed=seed, **training)
+    result["train"] = train_classifier(model, samples, targets, mode, train.samples[unlabeled] if pseudo_label else None,
+                                       steps, seed=seed, modality=source.modality, **training)
     if test is not None and test.labels is not None and source.classes == classes:
-        result["test_accuracy"] = float((predict(model, test.images) == test.labels).float().mean())
+        result["test_accuracy"] = float((predict(model, test.samples) == test.labels).float().mean())
         if scratch:
             fresh = Classifier(build_method(config).backbone, len(classes), config.mean, config.std)
             scratch_options = {k: v for k, v in training.items() if k in ("batch_size", "lr")}
-            train_classifier(fresh, images, targets, "full", None, steps, seed=seed, **scratch_options)
-            result["scratch_test_accuracy"] = float((predict(fresh, test.images) == test.labels).float().mean())
+            train_classifier(fresh, samples, targets, "full", None, steps, seed=seed, modality=source.modality,
+                             **scratch_options)
+            result["scratch_test_accuracy"] = float((predict(fresh, test.samples) == test.labels).float().mean())
     if out is not None:
         save_classifier(model, Path(out), {
             "run": str(run_dir), "data": data or config.data, "classes": list(classes),
             "backbone": config.backbone, "small_stem": config.small_stem, "image_size": config.image_size,
+            "modality": source.modality, "input_shape": config.input_shape, "label_column": config.label_column,
             "mean": list(config.mean), "std": list(config.std), **{k: v for k, v in result.items() if k != "train"}})
     return result
