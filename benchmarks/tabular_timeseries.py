@@ -3,9 +3,11 @@ datasets, each beside the same backbone with random weights and beside the raw f
 (the standardised inputs, flattened), under one protocol (kNN k=20 and a linear probe on
 a fixed stratified 20% holdout).
 
-    PYTHONPATH=. OMP_NUM_THREADS=1 .venv/bin/python benchmarks/tabular_timeseries.py [--only NAME ...]
+    PYTHONPATH=. OMP_NUM_THREADS=1 .venv/bin/python benchmarks/tabular_timeseries.py [--only NAME ...] [--labels 5]
 
-Prints a Markdown table per modality and a final ``RESULT {json}`` line.
+Prints a Markdown table per modality and a final ``RESULT {json}`` line. With ``--labels
+N``, each run also trains classifiers from N labels per class (``selfsup.tasks.finetune``):
+a linear head, the same with FixMatch on the unlabelled rest, and the network from scratch.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import warnings
 from selfsup.config import PretrainConfig
 from selfsup.data import model_input
 from selfsup.evaluate.protocols import evaluate_embeddings
+from selfsup.tasks.finetune import finetune
 from selfsup.train import pretrain
 from selfsup.train.run import prepare_data
 
@@ -52,6 +55,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", help="datasets to run (default: all)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--labels", type=int, help="also fine-tune from this many labels per class")
+    parser.add_argument("--steps", type=int, default=200, help="fine-tuning steps (with --labels)")
     args = parser.parse_args()
     print(f"load average at start: {os.getloadavg()}; torch threads: OMP_NUM_THREADS="
           f"{os.environ.get('OMP_NUM_THREADS', 'unset')}", flush=True)
@@ -73,6 +78,12 @@ def main() -> None:
                              random_linear=summary["baseline_linear_top1"], raw_linear=raw["linear_top1"],
                              seconds=round(seconds, 1)))
             r = rows[-1]
+            if args.labels:
+                linear = finetune(config.out, args.labels, mode="linear", steps=args.steps, scratch=True, seed=args.seed)
+                fixmatch = finetune(config.out, args.labels, mode="linear", pseudo_label=True, steps=args.steps,
+                                    seed=args.seed)
+                r.update(few_linear=linear["test_accuracy"], few_fixmatch=fixmatch["test_accuracy"],
+                         few_scratch=linear["scratch_test_accuracy"], labelled=linear["labelled"])
             print(f"{data} {method}: kNN {r['knn']:.3f} (random {r['random_knn']:.3f}, raw {r['raw_knn']:.3f}), "
                   f"linear {r['linear']:.3f} (random {r['random_linear']:.3f}, raw {r['raw_linear']:.3f}), "
                   f"{seconds:.0f} s", flush=True)
@@ -86,6 +97,12 @@ def main() -> None:
             print(f"| {r['data']} | {r['method']} | {r['backbone']} | {r['epochs']} | {r['knn']:.3f} "
                   f"({r['random_knn']:.3f} / {r['raw_knn']:.3f}) | {r['linear']:.3f} ({r['random_linear']:.3f} / "
                   f"{r['raw_linear']:.3f}) | {r['seconds']} |")
+    if args.labels:
+        print(f"\nfew labels ({args.labels} per class, {args.steps} steps)\n\n| dataset | method | labelled | linear "
+              "| linear + FixMatch | scratch (full) |\n|---|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['data']} | {r['method']} | {r['labelled']} | {r['few_linear']:.3f} | {r['few_fixmatch']:.3f} "
+                  f"| {r['few_scratch']:.3f} |")
     print(f"\nload average at end: {os.getloadavg()}")
     print("RESULT " + json.dumps(rows))
 

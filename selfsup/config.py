@@ -59,6 +59,8 @@ class PretrainConfig:
     compile: bool = option(False, "torch.compile the backbone (faster steps after a compile of tens of seconds)")
     stop_on_collapse: bool = option(False, "stop when the representation collapses (RankMe or embedding std "
                                            "at its floor after an epoch), keeping the last good checkpoint")
+    monitor_samples: int = option(1024, "training samples embedded after each epoch for the label-free "
+                                         "monitors (RankMe, alignment, uniformity, collapse)")
     report: bool = option(True, "write report.html (curves, embedding map, neighbour grids) at the end")
     log_every_n_steps: int | None = option(None, "steps between logged metrics (default: about twice an epoch, at most 50)")
     resume: bool = option(False, "continue the run in --out (default: the newest runs/<data>-<method>*) "
@@ -158,6 +160,7 @@ def validate(config: PretrainConfig) -> None:
            "expected in [0, 1)")
     _check(0 <= config.holdout < 1, "holdout", config.holdout, "expected in [0, 1)")
     _check(config.knn_k >= 1, "knn_k", config.knn_k, "expected >= 1")
+    _check(config.monitor_samples >= 2, "monitor_samples", config.monitor_samples, "expected >= 2")
     _check(config.log_every_n_steps is None or config.log_every_n_steps >= 1, "log_every_n_steps",
            config.log_every_n_steps, "expected >= 1")
     _check(config.precision in ("32-true", "32", "bf16-mixed", "16-mixed", "bf16-true"),

@@ -36,7 +36,7 @@ def test_cifar_folder_loads_with_class_labels(cifar_test_folder):
 
 def test_byol_on_a_real_image_folder(cifar_test_folder, tmp_path):
     summary = pretrain(PretrainConfig(data=str(cifar_test_folder), method="byol", epochs=1,
-                                      out=str(tmp_path / "run"), report=False))
+                                      out=str(tmp_path / "run"), report=False, monitor_samples=256))
     assert summary["train_samples"] == 8000 and summary["test_samples"] == 2000
     assert 0.1 < summary["knn_top1"] <= 1 and summary["linear_top1"] is not None
     assert (tmp_path / "run" / "checkpoints" / "last" / "weights.safetensors").exists()

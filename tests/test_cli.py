@@ -94,6 +94,7 @@ def test_benchmark_command_writes_tables(tmp_path, capsys):
     rows = list(csv.DictReader(open(tmp_path / "results" / "results.csv")))
     assert [r["method"] for r in rows] == ["simclr", "byol"]
     assert all(r["backbone"] == "smallcnn" and float(r["knn_top1"]) > 0.1 and r["5_shot"] for r in rows)
+    assert all(0 < float(r["sec_per_epoch"]) < float(r["seconds"]) for r in rows)  # training alone, 1 epoch
     table = (tmp_path / "results" / "results.md").read_text()
     assert "| simclr |" in table and "Protocols:" in table and "Hungarian" in table
     assert "| byol |" in capsys.readouterr().out

@@ -24,7 +24,8 @@ from selfsup.train.checkpoint import load_checkpoint, load_weights
 # The kNN margin leaves room for noise while a method that does not learn fails; random
 # conv features are already a strong linear baseline on digits (0.967). Every other
 # method's learning is tested in tests/methods/test_learning.py.
-SIMCLR = dict(data="digits", method="simclr", epochs=15, report=False)  # the report has its own tests
+# the report has its own tests; a small monitor sample keeps the suite short (training is unchanged)
+SIMCLR = dict(data="digits", method="simclr", epochs=15, report=False, monitor_samples=256)
 
 
 @pytest.fixture(scope="module")
@@ -94,11 +95,12 @@ def test_existing_run_is_not_overwritten(simclr_run):
 @pytest.mark.parametrize("method", ["byol", "moco"])  # EMA target; EMA key encoder + queue
 def test_resume_after_kill_matches_uninterrupted_run(method, tmp_path):
     options = ["--data", "digits", "--method", method, "--epochs", "4", "--batch-size", "128",
-               "--image-size", "16"]
+               "--image-size", "16", "--monitor-samples", "256"]
     command = [sys.executable, "-m", "selfsup.cli", "pretrain", *options]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # one thread, as every test process of the suite
     killed = tmp_path / "killed"
     process = subprocess.Popen([*command, "--out", str(killed)], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+                               stderr=subprocess.DEVNULL, env=env)
     deadline = time.time() + 120
     while not (killed / "checkpoints" / "epoch-0002").exists() and time.time() < deadline:
         time.sleep(0.05)
@@ -108,9 +110,9 @@ def test_resume_after_kill_matches_uninterrupted_run(method, tmp_path):
     completed = sorted(p.name for p in (killed / "checkpoints").glob("epoch-*"))
     assert completed and completed[-1] < "epoch-0004"
 
-    assert subprocess.run([*command, "--out", str(killed), "--resume"], capture_output=True).returncode == 0
+    assert subprocess.run([*command, "--out", str(killed), "--resume"], capture_output=True, env=env).returncode == 0
     straight = tmp_path / "straight"
-    assert subprocess.run([*command, "--out", str(straight)], capture_output=True).returncode == 0
+    assert subprocess.run([*command, "--out", str(straight)], capture_output=True, env=env).returncode == 0
 
     assert json.loads((killed / "summary.json").read_text())["epochs"] == 4
     resumed_weights = load_weights(killed / "checkpoints" / "last")

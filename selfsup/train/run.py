@@ -216,7 +216,7 @@ def pretrain(config: PretrainConfig) -> dict:
         seed=config.seed, batch_size=config.batch_size,
         labels=train.labels if method.needs_labels else None)
     monitor = RepresentationMonitor(train.samples, mean, std, recipe, config.seed,
-                                    stop_on_collapse=config.stop_on_collapse)
+                                    samples=config.monitor_samples, stop_on_collapse=config.stop_on_collapse)
     resume_from = last.resolve() if config.resume and last.exists() else None
     resume_step = load_checkpoint(resume_from)["global_step"] if resume_from else None
     if rank == 0:  # made by another rank first, a slow-starting rank 0 would see an earlier run
@@ -229,6 +229,7 @@ def pretrain(config: PretrainConfig) -> dict:
         log_every_n_steps=config.log_every_n_steps,
         enable_model_summary=False,
         default_root_dir=str(out))
+    fit_started = time.time()
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*does not have many workers.*")
@@ -237,12 +238,14 @@ def pretrain(config: PretrainConfig) -> dict:
         good = last.resolve() if last.exists() else "none (no epoch finished)"
         raise type(error)(f"{error}; training stopped, last good checkpoint: {good}") from None
 
+    train_seconds = time.time() - fit_started
     if not trainer.is_global_zero:
         return {}
     result = _evaluate(method, train, test, mean, std, config)
     summary = {
         "method": config.method, "data": config.data, "epochs": config.epochs,
         "seconds": round(time.time() - started, 1),
+        "train_seconds": round(train_seconds, 1),  # trainer.fit alone: steps, monitors, checkpoints
         **result,
         **{f"baseline_{k}": v for k, v in baseline.items()},
         "backbone": config.backbone, "image_size": config.image_size,

@@ -57,6 +57,6 @@ def test_every_method_has_a_case():
 def test_method_beats_random_weights(method, budget, tmp_path):
     options = dict(data="digits", method=method, image_size=32, batch_size=64, seed=0,
                    backbone=METHODS[method].default_backbone or "smallcnn", out=str(tmp_path / "run"),
-                   report=False)
+                   report=False, monitor_samples=256)  # monitors do not change training
     summary = pretrain(PretrainConfig(**{**options, **budget}))
     assert summary["knn_top1"] > summary["baseline_knn_top1"] + MARGIN, summary

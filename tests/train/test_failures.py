@@ -16,7 +16,7 @@ from selfsup.train import checkpoint as checkpoint_module
 from selfsup.train.checkpoint import CheckpointError, load_checkpoint, load_weights, save_checkpoint
 from selfsup.train.module import DivergenceError
 
-FAST = dict(data="digits", method="simclr", image_size=16, batch_size=256, report=False)  # 5 steps an epoch
+FAST = dict(data="digits", method="simclr", image_size=16, batch_size=256, report=False, monitor_samples=256)  # 5 steps an epoch
 
 
 def test_nan_loss_stops_at_its_step_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
