@@ -20,7 +20,8 @@ read the series at fractional positions with one batched linear interpolation.
 
 Recipes: the two-view methods get two views of slice -> time warp -> magnitude warp ->
 scaling -> jitter -> masking; ``masked_series`` (masked reconstruction) gets one view with
-only scaling and jitter, since the masking is its pretext task.
+only scaling and jitter, since the masking is its pretext task; ``ts2vec`` gets the series
+as it is (its contexts are crops and timestamp masks drawn by the method).
 """
 
 from __future__ import annotations
@@ -143,5 +144,11 @@ def masked_series(crop_scale=None) -> FloatRecipe:
     return FloatRecipe("masked_series", (SeriesView(crop_scale=None, time_warp_p=0.0, magnitude_warp_p=0.0),))
 
 
+def raw(crop_scale=None) -> FloatRecipe:
+    """One view, the standardised series as it is (TS2Vec crops and masks it itself)."""
+    return FloatRecipe("raw", (SeriesView(crop_scale=None, time_warp_p=0.0, magnitude_warp_p=0.0, scaling=0.0,
+                                          jitter=0.0),))
+
+
 # a method's recipe name -> the series views it gets
-SERIES_RECIPES = {"simclr": contrastive, "byol": contrastive, "masked_series": masked_series}
+SERIES_RECIPES = {"simclr": contrastive, "byol": contrastive, "masked_series": masked_series, "ts2vec": raw}

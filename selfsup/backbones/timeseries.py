@@ -1,6 +1,7 @@
 """Backbones for time series: standardised (B, C, T) -> (B, D) embeddings, the mean over
-time of per-step features; ``sequence(x)`` gives those (B, D, T) features, which masked
-reconstruction needs.
+time of per-step features (the maximum with ``pool = "max"``, as TS2Vec's instance
+representation); ``sequence(x)`` gives those (B, D, T) features, which masked
+reconstruction and TS2Vec need.
 
 - ``resnet1d``: Wang, Yan, Oates 2017, "Time Series Classification from Scratch with Deep
   Neural Networks": three residual blocks of 1-D convolutions (kernels 8, 5, 3; 64-128-128
@@ -22,12 +23,14 @@ from torch import nn
 
 class SequenceBackbone(nn.Module):
     channels: int  # C of the input, which masked reconstruction predicts back
+    pool: str = "mean"  # over time, for the (B, D) embedding: "mean" or "max"
 
     def sequence(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.sequence(x).mean(dim=-1)
+        features = self.sequence(x)
+        return features.amax(dim=-1) if self.pool == "max" else features.mean(dim=-1)
 
 
 class ResidualBlock1d(nn.Module):
@@ -72,8 +75,13 @@ class DilatedCNN(SequenceBackbone):
                                       for i in range(depth)])
         self.dim = dim
 
-    def sequence(self, x):
-        return self.blocks(self.input(x))
+    def sequence(self, x, hidden: torch.Tensor | None = None):
+        """``hidden``: (B, T) booleans, steps whose projected input is set to 0 (TS2Vec's
+        timestamp masking)."""
+        projected = self.input(x)
+        if hidden is not None:
+            projected = projected.masked_fill(hidden[:, None, :], 0.0)
+        return self.blocks(projected)
 
 
 class SeriesTransformer(SequenceBackbone):

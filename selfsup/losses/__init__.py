@@ -12,10 +12,12 @@ from selfsup.losses.mae import masked_patch_mse, patchify
 from selfsup.losses.simsiam import negative_cosine
 from selfsup.losses.supcon import supcon_loss
 from selfsup.losses.swav import sinkhorn, swav_loss
+from selfsup.losses.ts2vec import hierarchical_contrastive_loss
 from selfsup.losses.vicreg import vicreg_loss
 from selfsup.losses.wmse import whiten, wmse_loss
 
 __all__ = ["barlow_twins_loss", "batch_info_nce", "dcl_loss", "dclw_loss", "dino_loss", "gather",
+           "hierarchical_contrastive_loss",
            "info_nce", "jepa_loss", "masked_patch_mse", "negative_cosine", "normalized_mse",
            "nt_xent", "patchify", "sinkhorn", "supcon_loss", "swav_loss", "updated_center", "vicreg_loss",
            "whiten", "wmse_loss"]

@@ -17,7 +17,21 @@ def gather(x: torch.Tensor) -> torch.Tensor:
         return x
     from torch.distributed.nn.functional import all_gather
 
-    return torch.cat(all_gather(x), dim=0)
+    return torch.cat([_ContiguousGradient.apply(part) for part in all_gather(x)], dim=0)
+
+
+class _ContiguousGradient(torch.autograd.Function):
+    """Identity whose backward makes the gradient contiguous: all_gather's backward
+    exchanges the gradient parts between processes, and gloo sends a non-contiguous part
+    (e.g. the gradient of a transposed gathered tensor) as if it were contiguous."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, gradient):
+        return gradient.contiguous()
 
 
 def rank() -> int:

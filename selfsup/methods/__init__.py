@@ -21,13 +21,14 @@ from selfsup.methods.simclr import SimCLR
 from selfsup.methods.simsiam import SimSiam
 from selfsup.methods.supcon import SupCon
 from selfsup.methods.swav import SwAV
+from selfsup.methods.ts2vec import TS2Vec
 from selfsup.methods.vicreg import VICReg
 from selfsup.methods.wmse import WMSE
 
 METHODS: dict[str, type[Method]] = {
     cls.name: cls
     for cls in (SimCLR, BYOL, SimSiam, BarlowTwins, VICReg, WMSE, MoCo, MoCoV3, NNCLR, DCL, DCLW,
-                SwAV, DINO, MAE, IJEPA, RotNet, SupCon, SCARF, MaskedSeries)
+                SwAV, DINO, MAE, IJEPA, RotNet, SupCon, SCARF, MaskedSeries, TS2Vec)
 }
 
 
@@ -38,5 +39,5 @@ def create(name: str, backbone: nn.Module, **options) -> Method:
 
 
 __all__ = ["BYOL", "BarlowTwins", "DCL", "DCLW", "DINO", "IJEPA", "MAE", "METHODS", "Method",
-           "MaskedSeries", "MoCo", "MoCoV3", "NNCLR", "OptimizerDefaults", "RotNet", "SCARF", "SimCLR", "SimSiam", "SupCon", "SwAV",
+           "MaskedSeries", "MoCo", "MoCoV3", "NNCLR", "OptimizerDefaults", "RotNet", "SCARF", "SimCLR", "SimSiam", "SupCon", "SwAV", "TS2Vec",
            "VICReg", "WMSE", "create"]

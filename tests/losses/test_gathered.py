@@ -5,8 +5,8 @@ batch statistics without gradient (SwAV's Sinkhorn codes, with its queue, and DI
 import torch
 
 from selfsup import backbones, methods
-from selfsup.losses import (barlow_twins_loss, batch_info_nce, dcl_loss, dclw_loss, sinkhorn, supcon_loss,
-                            swav_loss, updated_center, vicreg_loss, wmse_loss)
+from selfsup.losses import (barlow_twins_loss, batch_info_nce, dcl_loss, dclw_loss, hierarchical_contrastive_loss,
+                            sinkhorn, supcon_loss, swav_loss, updated_center, vicreg_loss, wmse_loss)
 from tests.gloo import run_in_processes
 
 LOSSES = {
@@ -18,6 +18,9 @@ LOSSES = {
     # the sub-batch split comes from a generator every process seeds alike
     "wmse": lambda a, b, gathered: wmse_loss([a, b], 8, torch.Generator().manual_seed(3),
                                              gather_distributed=gathered),
+    # TS2Vec: each row read as a series of 5 steps of 1-d representations
+    "ts2vec": lambda a, b, gathered: hierarchical_contrastive_loss(a.reshape(len(a), 5, 1), b.reshape(len(b), 5, 1),
+                                                                   gather_distributed=gathered),
 }
 # SupCon's positives come from the labels, so each rank gathers its slice of them too
 SUPCON_LABELS = torch.tensor([0, 1, 0, 2, 1, 3, 3, 0])  # 2 once; 0 and 3 on both ranks

@@ -46,6 +46,8 @@ CASES = [
         reason="tables only; learns on iris in tests/test_tables_timeseries.py")),
     pytest.param("masked_series", {}, id="masked_series", marks=pytest.mark.skip(
         reason="time series only; learns on GunPoint in tests/test_tables_timeseries.py")),
+    pytest.param("ts2vec", {}, id="ts2vec", marks=pytest.mark.skip(
+        reason="time series only; learns on GunPoint in tests/test_tables_timeseries.py")),
 ]
 
 

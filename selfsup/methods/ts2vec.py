@@ -1,0 +1,92 @@
+"""TS2Vec: Yue, Wang, Duan, Yang, Huang, Tong, Xu. "TS2Vec: Towards Universal Representation
+of Time Series", AAAI 2022.
+
+Two contexts of every series: random crops [a1, b1) and [a2, b2) of one batch-wide
+overlap length, with a1 <= a2 < b1 <= b2 shifted together by a random offset per series,
+so both contain the overlap [a2, b1). The dilated CNN encodes each crop with *timestamp
+masking*: the projected input of each step is set to 0 with probability 1/2 (before the
+convolutions, so a step is recovered from its neighbours). The per-step representations
+of the overlap in both contexts go into the hierarchical contrastive loss
+(``selfsup.losses.ts2vec``): instance-wise and temporal InfoNCE at every level of a
+max-pooling pyramid over time. The instance representation is the maximum over time of
+the per-step features (the backbone's ``pool = "max"``), as the paper's.
+
+The paper trains with AdamW, lr 1e-3, batch 8 and a 320-d output; here the default
+``dilated_cnn`` is smaller (64 wide, 6 blocks, 128-d) and the lr is 1e-3 per 256 samples.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from selfsup.backbones.timeseries import DilatedCNN
+from selfsup.losses.ts2vec import hierarchical_contrastive_loss
+from selfsup.methods.base import Method, OptimizerDefaults
+from selfsup.methods.masking import global_rows, step_generator
+
+
+def randint(generator: torch.Generator, low: int, high: int) -> int:
+    """One integer uniform in [low, high)."""
+    return int(torch.randint(low, high, (), generator=generator))
+
+
+def context_crops(batch: int, length: int, generator: torch.Generator, min_overlap: int = 2):
+    """(offsets (batch,), a1, a2, b1, b2) of TS2Vec's two overlapping crops: crop 1 is
+    [offset + a1, offset + b1), crop 2 [offset + a2, offset + b2), the overlap b1 - a2 steps."""
+    overlap = randint(generator, min(min_overlap, length), length + 1)
+    a2 = randint(generator, 0, length - overlap + 1)
+    b1 = a2 + overlap
+    a1 = randint(generator, 0, a2 + 1)
+    b2 = randint(generator, b1, length + 1)
+    start, total = global_rows(batch)  # every process draws the global batch's offsets
+    offsets = torch.randint(-a1, length - b2 + 1, (total,), generator=generator)[start:start + batch]
+    return offsets, a1, a2, b1, b2
+
+
+def take_windows(x: torch.Tensor, starts: torch.Tensor, width: int) -> torch.Tensor:
+    """(B, C, width) windows of (B, C, T) ``x`` starting at per-series ``starts``."""
+    index = starts.to(x.device)[:, None] + torch.arange(width, device=x.device)[None, :]
+    return x.gather(2, index[:, None, :].expand(-1, x.shape[1], -1))
+
+
+class TS2Vec(Method):
+    name = "ts2vec"
+    paper = "Yue et al., TS2Vec: Towards Universal Representation of Time Series"
+    year = 2022
+    recipe = "ts2vec"
+    needs = "1 view (series), crops + masks"
+    default_backbone = "dilated_cnn"
+    optimizer = OptimizerDefaults("adamw", lr=1e-3, weight_decay=1e-2)
+
+    def __init__(self, backbone: nn.Module, alpha: float = 0.5, mask_p: float = 0.5,
+                 gather_distributed: bool = False, seed: int | None = None):
+        super().__init__(backbone)
+        if not isinstance(backbone, DilatedCNN):
+            raise ValueError("ts2vec needs the dilated_cnn backbone (its timestamp masking acts on the "
+                             "projected input, before the dilated convolutions)")
+        if not 0 <= alpha <= 1 or not 0 <= mask_p < 1:
+            raise ValueError(f"alpha={alpha}, mask_p={mask_p}: expected 0 <= alpha <= 1 and 0 <= mask_p < 1")
+        backbone.pool = "max"
+        self.alpha, self.mask_p, self.gather_distributed = alpha, mask_p, gather_distributed
+        # crops and masks come from (seed, step), both saved with the weights: resume replays them
+        seed = int(torch.randint(2**62, ())) if seed is None else seed
+        self.register_buffer("crop_seed", torch.tensor(seed))
+        self.register_buffer("crop_step", torch.tensor(0))
+
+    def encode(self, window: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        start, total = global_rows(len(window))
+        hidden = torch.rand(total, window.shape[-1], generator=generator)[start:start + len(window)] < self.mask_p
+        return self.backbone.sequence(window, hidden.to(window.device))  # (B, D, width)
+
+    def training_step(self, views):
+        x = views[0]
+        generator = step_generator(int(self.crop_seed), int(self.crop_step))
+        self.crop_step += 1
+        offsets, a1, a2, b1, b2 = context_crops(len(x), x.shape[-1], generator)
+        overlap = b1 - a2
+        z1 = self.encode(take_windows(x, offsets + a1, b1 - a1), generator)[..., -overlap:]
+        z2 = self.encode(take_windows(x, offsets + a2, b2 - a2), generator)[..., :overlap]
+        loss = hierarchical_contrastive_loss(z1.transpose(1, 2), z2.transpose(1, 2), self.alpha,
+                                             self.gather_distributed)
+        return loss, {"overlap": float(overlap)}
