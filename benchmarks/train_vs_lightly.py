@@ -64,7 +64,7 @@ class StepTimer(L.Callback):
 
 
 def selfsup_train(images, backbone_name, batch_size, seed, *, max_steps=None, epochs=None, warmup=0,
-                  channels_last=False):
+                  channels_last=False, precision="32-true"):
     """Train SimCLR the selfsup way; returns (backbone, images/s after warm-up, mean, std)."""
     x = images[:10_000].float().div_(255)
     mean, std = x.mean(dim=(0, 2, 3)).tolist(), x.std(dim=(0, 2, 3)).tolist()
@@ -80,6 +80,7 @@ def selfsup_train(images, backbone_name, batch_size, seed, *, max_steps=None, ep
     with tempfile.TemporaryDirectory() as root, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         trainer = L.Trainer(max_epochs=epochs, max_steps=max_steps or -1, accelerator="cpu", logger=False,
+                            precision=precision,
                             enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                             callbacks=[timer], default_root_dir=root)
         trainer.fit(module, train_dataloaders=loader)
@@ -150,6 +151,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None, help="B4 epochs (default 3; quick 1)")
     parser.add_argument("--seeds", type=int, nargs="*", default=None, help="B4 seeds (default 0 1; quick 0)")
     parser.add_argument("--channels-last", action="store_true", help="selfsup B2 runs with --channels-last")
+    parser.add_argument("--precision", default="32-true",
+                        help="selfsup B2 precision, e.g. bf16-mixed (fast on CPUs with avx512_bf16/AMX)")
     parser.add_argument("--cache-dir", default=None, help="decoded-image cache (default ~/.cache/selfsup)")
     parser.add_argument("--skip", nargs="*", default=None, choices=["small", "resnet18", "quality"],
                         help="parts to leave out (quick: resnet18, whose steps alone take minutes on 2 cores)")
@@ -163,7 +166,7 @@ def main() -> None:
     subset_size = 2_000 if args.quick else 10_000
     seeds = args.seeds or ([0] if args.quick else [0, 1])
     result = {"batch_size": args.batch_size, "threads": args.threads, "steps": steps,
-              "selfsup_channels_last": args.channels_last,
+              "selfsup_channels_last": args.channels_last, "selfsup_precision": args.precision,
               "resnet_steps": resnet_steps, "b4_epochs": epochs, "b4_subset": subset_size}
 
     started = time.perf_counter()
@@ -177,7 +180,7 @@ def main() -> None:
     runs += [("resnet18", "resnet18", resnet_steps, 1)] if "resnet18" not in args.skip else []
     for key, name, timed, warmup in runs:
         _, ours, _, _ = selfsup_train(train.images, name, args.batch_size, 0, max_steps=warmup + timed,
-                                      warmup=warmup, channels_last=args.channels_last)
+                                      warmup=warmup, channels_last=args.channels_last, precision=args.precision)
         print(f"B2 {name:<9} selfsup {ours:8.1f} images/s ({timed} steps after {warmup})  load={os.getloadavg()}",
               flush=True)
         _, theirs = lightly_train(root / "train", None, name, args.batch_size, 0, args.threads,
