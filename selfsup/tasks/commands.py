@@ -58,7 +58,7 @@ def add_parsers(sub) -> None:
     p.add_argument("run", metavar="RUN_DIR", help="run directory written by `selfsup pretrain`")
     p.add_argument("--labels", required=True, help="labelled samples per class (drawn from the data's "
                                                    "labels), or a CSV file of id,label lines")
-    p.add_argument("--data", help="image data source (default: the run's data)")
+    p.add_argument("--data", help="data source: images, table or series (default: the run's data)")
     p.add_argument("--mode", default="linear", choices=("linear", "full"), help="what learns (default: linear)")
     p.add_argument("--pseudo-label", action="store_true", help="FixMatch on the unlabelled rest")
     p.add_argument("--steps", type=int, default=300, help="optimizer steps (default: 300)")
@@ -69,8 +69,8 @@ def add_parsers(sub) -> None:
                        description="Test-time entropy minimisation of the BatchNorm parameters on "
                                    "unlabelled shifted data; accuracy when DATA has labels.")
     p.add_argument("run", metavar="CLASSIFIER_DIR", help="directory written by `selfsup finetune --out`")
-    p.add_argument("--data", required=True, help="shifted image data source")
-    p.add_argument("--corrupt", choices=("noise", "blur", "contrast"), help="corrupt DATA first (a demo shift)")
+    p.add_argument("--data", required=True, help="shifted data source, of the classifier's modality")
+    p.add_argument("--corrupt", choices=("noise", "blur", "contrast"), help="corrupt DATA first (a demo shift; tables and series: noise)")
     p.add_argument("--severity", type=int, default=3, help="corruption severity 1-5 (default: 3)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 0.001)")
     p.add_argument("--epochs", type=int, default=1, help="passes over DATA (default: 1, online)")
