@@ -82,6 +82,8 @@ def resolve(config: PretrainConfig, source: ImageSource) -> PretrainConfig:
         weight_decay=cls.optimizer.weight_decay if config.weight_decay is None else config.weight_decay,
         warmup_epochs=max(1, epochs // 10) if config.warmup_epochs is None else config.warmup_epochs,
     )
+    if config.channels_last is None:  # measured faster for convolutions (BENCHMARKS, B3); ViT tokens are 3-D
+        resolved["channels_last"] = image and not resolved["backbone"].startswith("vit")
     for field_name, argument in METHOD_OPTIONS.items():
         if argument in signature and getattr(config, field_name) is None:
             resolved[field_name] = signature[argument].default

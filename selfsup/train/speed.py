@@ -3,10 +3,12 @@
 Measured on this project's 2-core CPU machine (BENCHMARKS.md, "Fast data path", B3): for
 the small CNN at 32 px, channels_last and ``torch.compile`` of the backbone each made the
 backbone's forward+backward clearly faster, bf16 autocast made it slower (no bf16 units on
-this CPU; use ``--precision bf16-mixed`` on GPUs). Both switches are off by default:
-channels_last picks other convolution kernels for other batch sizes, so a run split over
-processes no longer matches one process to 1e-5 (the torchrun test), and compiling costs
-tens of seconds up front and again for the evaluation's batch shapes.
+that CPU; on a later machine with ``avx512_bf16`` it was 3x faster: ``--precision
+bf16-mixed``). channels_last was then measured 24-41% faster on two different CPUs and is
+on by default for convolutional image backbones (``resolve`` in ``train/run.py``); it picks
+other convolution kernels for other batch sizes, so a run split over processes matches one
+process to ~2e-5 instead of 1e-5 (the torchrun test turns it off). Compiling stays off: it
+costs tens of seconds up front and again for the evaluation's batch shapes.
 """
 
 from __future__ import annotations
