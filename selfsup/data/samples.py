@@ -21,18 +21,26 @@ from selfsup.data.sources import DataError
 MODALITIES = ("image", "table", "timeseries")
 
 
+def per_channel(values, like: torch.Tensor) -> torch.Tensor:
+    """One value per entry of dimension 1 of ``like`` (colour channel, table feature, series
+    channel), shaped to broadcast against it, for any rank."""
+    values = torch.as_tensor(values, device=like.device, dtype=like.dtype)
+    return values.reshape((1, -1) + (1,) * (like.ndim - 2))
+
+
 def standardize(x: torch.Tensor, mean, std) -> torch.Tensor:
     """(x - mean) / std with one mean and std per entry of dimension 1, for any rank."""
-    shape = (1, -1) + (1,) * (x.ndim - 2)
-    mean = torch.as_tensor(mean, device=x.device, dtype=x.dtype).reshape(shape)
-    std = torch.as_tensor(std, device=x.device, dtype=x.dtype).reshape(shape)
-    return (x - mean) / std
+    return (x - per_channel(mean, x)) / per_channel(std, x)
+
+
+def as_unit(batch: torch.Tensor) -> torch.Tensor:
+    """Raw samples as floats: uint8 pixels to [0, 1], table and series values as they are."""
+    return batch.float().div_(255) if batch.dtype == torch.uint8 else batch.float()
 
 
 def model_input(batch: torch.Tensor, mean, std) -> torch.Tensor:
     """A batch of raw samples as a backbone takes it (no augmentation)."""
-    x = batch.float().div_(255) if batch.dtype == torch.uint8 else batch.float()
-    return standardize(x, mean, std)
+    return standardize(as_unit(batch), mean, std)
 
 
 @dataclass

@@ -26,7 +26,8 @@ from torch import nn
 from selfsup.augment import ops
 from selfsup.config import ConfigError
 from selfsup.tasks.common import open_sized_source, seeded
-from selfsup.tasks.finetune import as_unit, load_classifier, predict
+from selfsup.data.samples import as_unit, per_channel
+from selfsup.tasks.finetune import load_classifier, predict
 
 # per severity 1..5; noise std and contrast factor as in CIFAR-10-C, blur sigma in pixels of 32 px images
 NOISE_STD = (0.08, 0.12, 0.18, 0.26, 0.38)
@@ -45,8 +46,7 @@ def corrupt(images: torch.Tensor, kind: str, severity: int = 3, seed: int = 0, s
     if images.dtype != torch.uint8:
         if kind != "noise":
             raise ConfigError(f"corruption={kind!r}: only noise applies to tables and time series")
-        scale = torch.as_tensor(std if std is not None else 1.0, dtype=torch.float32)
-        scale = scale.reshape((1, -1) + (1,) * (images.ndim - 2)) if scale.ndim else scale
+        scale = 1.0 if std is None else per_channel(std, images)
         return images + NOISE_STD[severity - 1] * scale * torch.randn(images.shape, generator=seeded(seed))
     x, n, level = as_unit(images), len(images), severity - 1
     if kind == "noise":
@@ -124,11 +124,8 @@ def adapt(classifier_dir, data: str, corruption: str | None = None, severity: in
     corrupted here first). Returns the predictions (ids and class names) and, when the
     data is labelled, accuracy without adaptation, with test-time BN, and with TENT."""
     model, meta = load_classifier(classifier_dir)
-    source = open_sized_source(data, meta["image_size"], meta.get("label_column"), meta.get("modality", "image"))
-    trained = list(meta.get("input_shape") or [])[:1]
-    if trained and source.input_shape[:1] != trained:
-        raise ConfigError(f"data={data!r}: samples of shape {source.input_shape}, the classifier takes "
-                          f"{meta['input_shape']}")
+    source = open_sized_source(data, meta["image_size"], meta.get("label_column"), meta.get("modality", "image"),
+                               meta.get("input_shape"))
     images = source.samples
     if corruption is not None:
         images = corrupt(images, corruption, severity, seed, meta["std"])

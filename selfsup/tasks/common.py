@@ -40,27 +40,27 @@ def embed_source(method, config, source) -> np.ndarray:
 
 
 def open_sized_source(data: str, image_size: int | None, label_column: str | None = None,
-                      modality: str | None = None):
-    """The data source ``data`` at the image size a model was trained on (tables and time
-    series are opened as they are); of ``modality`` when given."""
+                      modality: str | None = None, input_shape=None):
+    """The data source ``data`` as a model takes it: images at the size it was trained on;
+    tables and series (opened as they are) with as many features or channels as
+    ``input_shape`` when given; of ``modality`` when given."""
     source = open_source(data, image_size, label_column)
     if modality is not None and source.modality != modality:
         raise ConfigError(f"data={data!r}: {source.modality} data, the model takes {modality} data")
     if source.modality == "image" and source.image_size != image_size:
         raise ConfigError(f"data={data!r}: images are {source.image_size} px, the model was trained "
                           f"on {image_size} px")
+    trained = list(input_shape or [])[:1]
+    if source.modality != "image" and trained and source.input_shape[:1] != trained:
+        raise ConfigError(f"data={data!r}: samples of shape {source.input_shape}, the model was "
+                          f"trained on {list(input_shape)}")
     return source
 
 
 def open_run_source(data: str, config):
     """The data source ``data`` as a run's model takes it: images at the size it was trained
     on; tables and series with the run's label column and as many features or channels."""
-    source = open_sized_source(data, config.image_size, config.label_column)
-    trained = list(config.input_shape or [])[:1]
-    if source.modality != "image" and trained and source.input_shape[:1] != trained:
-        raise ConfigError(f"data={data!r}: samples of shape {source.input_shape}, the model was "
-                          f"trained on {list(config.input_shape)}")
-    return source
+    return open_sized_source(data, config.image_size, config.label_column, input_shape=config.input_shape)
 
 
 def read_embeddings_file(path: Path) -> Embedded:

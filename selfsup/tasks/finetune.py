@@ -34,11 +34,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from selfsup import augment, backbones
-from selfsup.config import ConfigError
 from selfsup.augment.tables import TableView
 from selfsup.augment.timeseries import SeriesView
+from selfsup.config import ConfigError
 from selfsup.data import DataError, holdout_split
-from selfsup.data.samples import standardize
+from selfsup.data.samples import as_unit, per_channel, standardize
 from selfsup.tasks.common import open_run_source, seeded
 
 MODES = ("linear", "full")
@@ -87,17 +87,10 @@ def fixmatch_views(modality: str, size: int | None, mean, std):
     weak = {"table": TableView(noise=0.05),
             "timeseries": SeriesView(crop_scale=(0.8, 1.0), time_warp_p=0.0, magnitude_warp_p=0.0)}[modality]
     strong = augment.views_for(modality, "simclr").views[0]
-    shape = (1, -1) + (1,) * (modality == "timeseries")
-    mean, std = torch.tensor(mean).reshape(shape), torch.tensor(std).reshape(shape)
 
     def float_view(view):  # the float views work on standardised values; back to raw units
-        return lambda x, g: view(standardize(x.float(), mean, std), g) * std + mean
+        return lambda x, g: view(standardize(x.float(), mean, std), g) * per_channel(std, x) + per_channel(mean, x)
     return float_view(weak), float_view(strong)
-
-
-def as_unit(samples: torch.Tensor) -> torch.Tensor:
-    """Raw samples as the classifier takes them: uint8 pixels to [0, 1], floats as they are."""
-    return samples.float().div_(255) if samples.dtype == torch.uint8 else samples.float()
 
 
 @torch.no_grad()
