@@ -27,7 +27,7 @@ from selfsup.evaluate.protocols import embed_splits, evaluate_embeddings
 from selfsup.train.checkpoint import CheckpointError, SafeCheckpointIO, load_checkpoint, load_weights
 from selfsup.train.monitors import RepresentationMonitor
 from selfsup.train.sync_batchnorm import convert_batchnorm
-from selfsup.train.speed import apply_speed_switches
+from selfsup.train.speed import apply_speed_switches, keep_freed_memory
 from selfsup.train.module import DivergenceError, EpochCheckpoint, JsonlLogger, PretrainModule, train_loader
 
 DEFAULT_EPOCHS = {"digits": 30}
@@ -176,6 +176,8 @@ def pretrain(config: PretrainConfig) -> dict:
     _check_writable(out)
 
     started = time.time()
+    if config.keep_freed_memory:
+        keep_freed_memory()
     source, train, test = prepare_data(config)
     if methods.METHODS[config.method].needs_labels and train.labels is None:
         raise ConfigError(f"method={config.method}: needs labelled data")
