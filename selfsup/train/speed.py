@@ -1,14 +1,15 @@
 """Training switches that change speed, not results beyond float rounding.
 
-Measured on this project's 2-core CPU machine (BENCHMARKS.md, "Fast data path", B3): for
-the small CNN at 32 px, channels_last and ``torch.compile`` of the backbone each made the
-backbone's forward+backward clearly faster, bf16 autocast made it slower (no bf16 units on
-that CPU; on a later machine with ``avx512_bf16`` it was 3x faster: ``--precision
-bf16-mixed``). channels_last was then measured 24-41% faster on two different CPUs and is
-on by default for convolutional image backbones (``resolve`` in ``train/run.py``); it picks
-other convolution kernels for other batch sizes, so a run split over processes matches one
-process to ~2e-5 instead of 1e-5 (the torchrun test turns it off). Compiling stays off: it
-costs tens of seconds up front and again for the evaluation's batch shapes.
+Measured on this project's 2-core CPU machines (BENCHMARKS.md, "Fast data path", B3):
+channels_last made the small CNN's and ResNet-18's forward+backward 19-41% faster on two
+different CPUs and is on by default for convolutional image backbones (``resolve`` in
+``train/run.py``); it picks other convolution kernels for other batch sizes, so a run split
+over processes matches one process to ~2e-5 instead of 1e-5 (the torchrun test turns it
+off). bf16 autocast is 2x faster on a CPU with bf16 units (``avx512_bf16``) and 3x slower
+on one without, so ``precision: auto`` picks it for image backbones only where
+``native_bf16`` says the device has them. ``torch.compile`` of the backbone helped the
+small CNN but costs tens of seconds up front and again for the evaluation's batch shapes,
+so it stays off.
 
 ``keep_freed_memory``: on Linux, glibc's malloc serves large blocks (a batch of 256 CIFAR
 images is 3 MB as float) with fresh ``mmap`` pages and hands freed memory back to the
@@ -55,3 +56,13 @@ def keep_freed_memory() -> bool:
         return False
     libc = ctypes.CDLL(None)
     return bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
+
+
+def native_bf16(accelerator: str = "cpu") -> bool:
+    """Whether ``accelerator`` computes bf16 in hardware: a CUDA GPU that supports it, or a
+    CPU with ``avx512_bf16`` or AMX tiles. Without them bf16 autocast is emulated, and was
+    measured 3x slower than fp32 on such a CPU (BENCHMARKS.md, B3)."""
+    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # torch.cpu's own CPU checks
+    return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)

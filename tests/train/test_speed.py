@@ -6,7 +6,9 @@ import pytest
 import torch
 
 from selfsup import backbones, methods
-from selfsup.train.speed import apply_speed_switches
+from selfsup.config import PretrainConfig
+from selfsup.train import run
+from selfsup.train.speed import apply_speed_switches, native_bf16
 
 
 def simclr():
@@ -57,3 +59,20 @@ def test_keep_freed_memory_stops_page_faults_on_reallocation():
     assert kept and not kept_default
     assert default > 5000  # ~9,400 pages of 4 KiB a batch
     assert keeping < 50
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_is_bf16_for_images_only_where_the_device_has_bf16_units(native, monkeypatch):
+    monkeypatch.setattr(run, "native_bf16", lambda accelerator: native)
+
+    def resolved(data, **options):
+        config = PretrainConfig(data=data, method="simclr", **options)
+        return run.resolve(config, run.prepare_data(config)[0])
+    assert resolved("digits").precision == ("bf16-mixed" if native else "32-true")
+    assert resolved("wine").precision == "32-true"  # tables: tiny matmuls, not measured faster
+    assert resolved("digits", precision="32-true").precision == "32-true"  # an explicit choice stays
+
+
+def test_native_bf16_reads_the_cpu():
+    expected = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    assert native_bf16("cpu") == expected
