@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 
 from selfsup.losses.distributed import gather
+from selfsup.losses.precision import float32
 
 
 def standardize(z: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
@@ -27,6 +28,7 @@ def cross_correlation(z1: torch.Tensor, z2: torch.Tensor, eps: float = 1e-5) -> 
     return standardize(z1, eps).T @ standardize(z2, eps) / z1.shape[0]
 
 
+@float32
 def barlow_twins_loss(z1: torch.Tensor, z2: torch.Tensor, off_diagonal_weight: float = 0.0051,
                       gather_distributed: bool = False, eps: float = 1e-5) -> torch.Tensor:
     """With ``gather_distributed`` the statistics and C come from every process's batch, so

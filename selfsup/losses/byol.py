@@ -6,7 +6,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from selfsup.losses.precision import float32
 
+
+@float32
 def normalized_mse(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean over the batch of ``|| q/|q| - z/|z| ||^2``; the target carries no gradient."""
     prediction = F.normalize(prediction, dim=-1)

@@ -14,8 +14,10 @@ import torch
 import torch.nn.functional as F
 
 from selfsup.losses.distributed import gather, rank
+from selfsup.losses.precision import float32
 
 
+@float32
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5,
             gather_distributed: bool = False) -> torch.Tensor:
     """Mean NT-Xent over both views of the local batch. With ``gather_distributed`` the

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from selfsup.losses.distributed import gather, rank
+from selfsup.losses.precision import float32
 
 
 def _decoupled(z1, z2, temperature, sigma, gather_distributed):
@@ -43,6 +44,7 @@ def _decoupled(z1, z2, temperature, sigma, gather_distributed):
     return (negative - positive_term).mean()
 
 
+@float32
 def dcl_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.1,
              gather_distributed: bool = False) -> torch.Tensor:
     """Mean L_DC over both views of the local batch; with ``gather_distributed`` the
@@ -50,6 +52,7 @@ def dcl_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.1,
     return _decoupled(z1, z2, temperature, None, gather_distributed)
 
 
+@float32
 def dclw_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.1, sigma: float = 0.5,
               gather_distributed: bool = False) -> torch.Tensor:
     """Mean L_DCW over both views; the weights' mean is taken over the (gathered) batch."""

@@ -22,8 +22,10 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from selfsup.losses.distributed import is_distributed
+from selfsup.losses.precision import float32
 
 
+@float32
 def dino_loss(student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor], center: torch.Tensor,
               student_temperature: float = 0.1, teacher_temperature: float = 0.04) -> torch.Tensor:
     """``student``: (B, K) outputs for every view, the teacher's views first and in the same

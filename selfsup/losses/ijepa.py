@@ -15,7 +15,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from selfsup.losses.precision import float32
 
+
+@float32
 def jepa_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean squared error between predicted and layer-normalised target representations,
     both (..., D); the target carries no gradient."""

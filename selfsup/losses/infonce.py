@@ -16,8 +16,10 @@ import torch
 import torch.nn.functional as F
 
 from selfsup.losses.distributed import gather, rank
+from selfsup.losses.precision import float32
 
 
+@float32
 def info_nce(query: torch.Tensor, key: torch.Tensor, negatives: torch.Tensor,
              temperature: float = 0.2) -> torch.Tensor:
     """Mean over the batch; query/key are (N, d), negatives (K, d); all are L2-normalised."""
@@ -28,6 +30,7 @@ def info_nce(query: torch.Tensor, key: torch.Tensor, negatives: torch.Tensor,
     return F.cross_entropy(logits, torch.zeros(len(query), dtype=torch.long, device=query.device))
 
 
+@float32
 def batch_info_nce(anchors: torch.Tensor, candidates: torch.Tensor, temperature: float = 0.2,
                    gather_distributed: bool = False) -> torch.Tensor:
     """Mean over the local anchors. With ``gather_distributed`` the candidates come from

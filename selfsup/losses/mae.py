@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import torch
 
+from selfsup.losses.precision import float32
+
 
 def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
     """(B, C, H, W) -> (B, H/p * W/p, p*p*C): patches row-major over the grid (the order of a
@@ -30,6 +32,7 @@ def normalize_patches(patches: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     return (patches - mean) / (var + eps).sqrt()
 
 
+@float32
 def masked_patch_mse(prediction: torch.Tensor, patches: torch.Tensor, mask: torch.Tensor,
                      normalize_target: bool = True) -> torch.Tensor:
     """Mean squared error over the masked patches (``mask`` 1/True) only.

@@ -9,7 +9,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from selfsup.losses.precision import float32
 
+
+@float32
 def negative_cosine(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean over the batch of ``-cos(p, z)``; the target carries no gradient. In [-1, 1]."""
     return -F.cosine_similarity(prediction, target.detach(), dim=-1).mean()

@@ -16,8 +16,10 @@ import torch
 import torch.nn.functional as F
 
 from selfsup.losses.distributed import gather, rank
+from selfsup.losses.precision import float32
 
 
+@float32
 def supcon_loss(z1: torch.Tensor, z2: torch.Tensor, labels: torch.Tensor, temperature: float = 0.1,
                 gather_distributed: bool = False) -> torch.Tensor:
     """Mean L_out over both views of the local batch. With ``gather_distributed`` the

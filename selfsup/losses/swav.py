@@ -26,6 +26,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from selfsup.losses.distributed import is_distributed
+from selfsup.losses.precision import float32
 
 
 def _summed(x: torch.Tensor, gather_distributed: bool) -> torch.Tensor:
@@ -36,6 +37,7 @@ def _summed(x: torch.Tensor, gather_distributed: bool) -> torch.Tensor:
 
 
 @torch.no_grad()
+@float32
 def sinkhorn(scores: torch.Tensor, epsilon: float = 0.05, iterations: int = 3,
              gather_distributed: bool = False) -> torch.Tensor:
     """Codes (B, K) for prototype scores (B, K): each row (one sample's code) sums to 1, each
@@ -56,6 +58,7 @@ def sinkhorn(scores: torch.Tensor, epsilon: float = 0.05, iterations: int = 3,
     return (q * samples).T
 
 
+@float32
 def swav_loss(scores: Sequence[torch.Tensor], codes: Sequence[torch.Tensor],
               temperature: float = 0.1) -> torch.Tensor:
     """``scores``: one (B, K) tensor of prototype scores per view; ``codes``: the (B, K)

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from selfsup.losses.distributed import gather, rank
+from selfsup.losses.precision import float32
 
 
 def paired_cross_entropy(anchors1: torch.Tensor, anchors2: torch.Tensor, candidates1: torch.Tensor,
@@ -55,6 +56,7 @@ def temporal_contrastive_loss(z1, z2) -> torch.Tensor:
     return paired_cross_entropy(z1, z2, z1, z2)
 
 
+@float32
 def hierarchical_contrastive_loss(z1: torch.Tensor, z2: torch.Tensor, alpha: float = 0.5,
                                   gather_distributed: bool = False) -> torch.Tensor:
     """TS2Vec's loss on (B, T, D) representations of the same steps in two contexts."""

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from selfsup.losses.distributed import gather
+from selfsup.losses.precision import float32
 
 
 def invariance(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
@@ -39,6 +40,7 @@ def covariance(z: torch.Tensor) -> torch.Tensor:
     return (cov.pow(2).sum() - cov.diagonal().pow(2).sum()) / d
 
 
+@float32
 def vicreg_loss(z1: torch.Tensor, z2: torch.Tensor, invariance_weight: float = 25.0,
                 variance_weight: float = 25.0, covariance_weight: float = 1.0,
                 gather_distributed: bool = False) -> torch.Tensor:

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from selfsup.losses.distributed import gather
+from selfsup.losses.precision import float32
 
 
 def whiten(z: torch.Tensor, eps: float = 0.0) -> torch.Tensor:
@@ -34,6 +35,7 @@ def whiten(z: torch.Tensor, eps: float = 0.0) -> torch.Tensor:
     return torch.linalg.solve_triangular(factor, centred.T, upper=False).T
 
 
+@float32
 def wmse_loss(views: list[torch.Tensor], whiten_size: int = 128, generator: torch.Generator | None = None,
               iterations: int = 1, eps: float = 0.0, gather_distributed: bool = False) -> torch.Tensor:
     """W-MSE of the (N, D) embeddings of d >= 2 views of the same N samples. The sub-batch
