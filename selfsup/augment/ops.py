@@ -27,6 +27,11 @@ RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114],
                            [0.596, -0.274, -0.322],
                            [0.211, -0.523, 0.312]])
 YIQ_TO_RGB = torch.linalg.inv(RGB_TO_YIQ)
+# M = LUMA_PART + CHROMA_PART is the identity; CHROMA_TURN is the chroma plane turned by 90 degrees
+LUMA_PART = YIQ_TO_RGB[:, :1] @ RGB_TO_YIQ[:1]  # every channel := luma
+CHROMA_PART = YIQ_TO_RGB[:, 1:] @ RGB_TO_YIQ[1:]
+CHROMA_TURN = YIQ_TO_RGB[:, 1:] @ torch.tensor([[0.0, -1.0], [1.0, 0.0]]) @ RGB_TO_YIQ[1:]
+COLOR_BASIS = torch.stack([LUMA_PART, CHROMA_PART, CHROMA_TURN]).reshape(3, 9)
 
 
 class SliceDraws:
@@ -103,23 +108,19 @@ def color_matrices(generator: torch.Generator, n: int, jitter_p: float, brightne
 
 def color_transform(b, k, s, h, gray):
     """(M, c) for per-sample brightness ``b``, contrast ``k``, saturation ``s``, hue ``h``
-    and grayscale flags ``gray`` (each of shape (n,))."""
-    n = len(b)
-    eye = torch.eye(3).expand(n, 3, 3)
-    to_luma = torch.ones(3, 1) @ LUMA[None, :]  # each output channel = luma
-    matrix = (b * k)[:, None, None] * eye
-    matrix = (s[:, None, None] * eye + (1 - s)[:, None, None] * to_luma) @ matrix
+    and grayscale flags ``gray`` (each of shape (n,)).
+
+    In YIQ, saturation scales the chroma plane (I, Q), hue rotates it and luma Y stays, so
+    ``M = b k YIQ_TO_RGB diag(1, s R(2 pi h)) RGB_TO_YIQ``, and grayscale is ``s = 0``.
+    Written out, ``M = b k (LUMA_PART + s cos CHROMA_PART + s sin CHROMA_TURN)``: one small
+    matrix product for the whole batch."""
     angle = 2 * math.pi * h
-    rotation = torch.zeros(n, 3, 3)
-    rotation[:, 0, 0] = 1
-    rotation[:, 1, 1], rotation[:, 1, 2] = torch.cos(angle), -torch.sin(angle)
-    rotation[:, 2, 1], rotation[:, 2, 2] = torch.sin(angle), torch.cos(angle)
-    matrix = (YIQ_TO_RGB @ rotation @ RGB_TO_YIQ) @ matrix
-    matrix = torch.where(gray[:, None, None], to_luma @ matrix, matrix)
+    chroma = torch.where(gray, 0.0, s) * b * k
+    weights = torch.stack([b * k, chroma * torch.cos(angle), chroma * torch.sin(angle)], dim=1)
+    matrix = (weights @ COLOR_BASIS).reshape(-1, 3, 3)
     # contrast blends with the mean luma of the brightened image; saturation, hue and
     # grayscale leave a grey constant unchanged, so the offset passes through them as is
-    offset = (1 - k) * b
-    return matrix, offset
+    return matrix, (1 - k) * b
 
 
 def apply_color(x: torch.Tensor, matrix: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
