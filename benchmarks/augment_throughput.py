@@ -8,11 +8,14 @@ on the same cores in one run.
   DataLoader workers of one thread each, the usual peer pipeline.
 - kornia: ``kornia.augmentation`` batched on float images, in the main process.
 
-All three get the same number of threads (``--threads``, default 2). Images are random
-uint8 (augmentation cost does not depend on content). Blur is on above 32 px for all
-(SimCLR: kernel 10 % of the side). Needs ``pip install -e .[bench]`` for kornia.
-Prints one line per (size, pipeline), then ``RESULT {json}``; ratios are selfsup images/s
-divided by the peer's, measured in this run.
+All three get the same number of threads (``--threads``, default 2) and the same memory
+allocator: ``keep_freed_memory`` (what ``selfsup pretrain`` sets) is applied at the start
+for the whole process, DataLoader workers included; ``--default-allocator`` runs all three
+with glibc's defaults instead. Images are random uint8 (augmentation cost does not depend
+on content). Blur is on above 32 px for all (SimCLR: kernel 10 % of the side). Each
+pipeline runs for at least ``--seconds`` after two warm-up batches. Needs
+``pip install -e .[bench]`` for kornia. Prints one line per (size, pipeline), then
+``RESULT {json}``; ratios are selfsup images/s divided by the peer's, measured in this run.
 """
 
 from __future__ import annotations
@@ -30,17 +33,20 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch  # noqa: E402
 
 from selfsup import augment
+from selfsup.train.speed import keep_freed_memory
 
 MEAN, STD = [0.49, 0.48, 0.45], [0.25, 0.24, 0.26]
 
 
-def images_per_second(run_batch, batch_size: int, steps: int, warmup: int = 2) -> float:
+def images_per_second(run_batch, batch_size: int, steps: int, seconds: float, warmup: int = 2) -> float:
+    """Images/s over at least ``steps`` batches and at least ``seconds``, after ``warmup``."""
     for _ in range(warmup):
         run_batch()
-    started = time.perf_counter()
-    for _ in range(steps):
+    started, done = time.perf_counter(), 0
+    while done < steps or time.perf_counter() - started < seconds:
         run_batch()
-    return batch_size * steps / (time.perf_counter() - started)
+        done += 1
+    return batch_size * done / (time.perf_counter() - started)
 
 
 def selfsup_pipeline(images: torch.Tensor, size: int, batch_size: int):
@@ -124,8 +130,13 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--sizes", type=int, nargs="*", default=None, help="default 32 96 224 (quick: 32 96)")
+    parser.add_argument("--seconds", type=float, default=None, help="least time per pipeline (default 4; quick 2)")
+    parser.add_argument("--default-allocator", action="store_true",
+                        help="glibc's malloc defaults for every pipeline instead of keep_freed_memory")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    allocator = "glibc default" if args.default_allocator or not keep_freed_memory() else "keep_freed_memory"
+    seconds = args.seconds or (2.0 if args.quick else 4.0)
     sizes = args.sizes or ([32, 96] if args.quick else [32, 96, 224])
     results = {}
     for size in sizes:
@@ -138,12 +149,13 @@ def main() -> None:
                      "torchvision": lambda: torchvision_pipeline(images, size, args.batch_size, args.threads),
                      "kornia": lambda: kornia_pipeline(images, size, args.batch_size)}
         for name, build in pipelines.items():
-            speed = images_per_second(build(), args.batch_size, max(2, steps if name != "torchvision" else steps))
+            speed = images_per_second(build(), args.batch_size, max(2, steps), seconds)
             results.setdefault(str(size), {})[name] = round(speed, 1)
-            print(f"{size:>4} px  {name:<12} {speed:>10.0f} images/s  steps={steps}  "
+            print(f"{size:>4} px  {name:<12} {speed:>10.0f} images/s  allocator: {allocator}  "
                   f"load={os.getloadavg()}", flush=True)
     at32 = results.get("32", results[str(sizes[0])])
-    summary = {"batch_size": args.batch_size, "threads": args.threads, "images_per_second": results,
+    summary = {"batch_size": args.batch_size, "threads": args.threads, "allocator": allocator,
+               "images_per_second": results,
                "ratio_vs_torchvision": round(at32["selfsup"] / at32["torchvision"], 2),
                "ratio_vs_kornia": round(at32["selfsup"] / at32["kornia"], 2),
                "ratios_by_size": {s: {"vs_torchvision": round(r["selfsup"] / r["torchvision"], 2),

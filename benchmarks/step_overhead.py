@@ -6,8 +6,13 @@ torch.compile of the backbone) on the bare backbone, the part they act on.
 
     PYTHONPATH=$PWD OMP_NUM_THREADS=1 .venv/bin/python benchmarks/step_overhead.py [--quick]
 
-Random uint8 images; the step is timed in a plain loop (no Lightning bookkeeping; B2
-measures the Lightning loop end to end). Prints one line per timing, then ``RESULT {json}``.
+Both the step and the bare forward+backward run with selfsup's defaults for the backbone:
+channels_last for CNNs and ``precision auto`` (bf16 autocast where the CPU has bf16 units),
+and with ``keep_freed_memory``; ``--no-channels-last``, ``--precision 32`` and
+``--default-allocator`` turn them off. The switch timings start from a plain fp32,
+contiguous backbone. Random uint8 images; the step is timed in a plain loop (no Lightning
+bookkeeping; B2 measures the Lightning loop end to end). Prints one line per timing, then
+``RESULT {json}``.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import torch  # noqa: E402
 
 from selfsup import augment, backbones, methods
 from selfsup.train.optim import create_optimizer
+from selfsup.train.speed import apply_speed_switches, keep_freed_memory, native_bf16
 
 MEAN, STD = [0.49, 0.48, 0.45], [0.25, 0.24, 0.26]
 
@@ -56,13 +62,15 @@ def bare_backbone(backbone, views, precision="32", memory_format=torch.contiguou
     return step
 
 
-def full_step(method, recipe, images, optimizer):
+def full_step(method, recipe, images, optimizer, precision="32"):
     state = {"step": 0}
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
 
     def step():
         state["step"] += 1
         views = recipe(images, torch.Generator().manual_seed(state["step"]), MEAN, STD)
-        loss, _ = method.training_step(views)
+        with autocast:
+            loss, _ = method.training_step(views)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -78,8 +86,16 @@ def main() -> None:
     parser.add_argument("--backbones", nargs="*", default=None, help="default smallcnn resnet18 (quick: smallcnn)")
     parser.add_argument("--switches", action="store_true", help="also time channels_last, bf16, compile")
     parser.add_argument("--steps", type=int, default=None, help="timed calls each (default 10; quick 5)")
+    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
+                        help="channels_last for CNN backbones (selfsup's default)")
+    parser.add_argument("--precision", choices=["auto", "32", "bf16"], default="auto",
+                        help="auto: bf16 autocast where the CPU has bf16 units (selfsup's default)")
+    parser.add_argument("--default-allocator", action="store_true",
+                        help="glibc's malloc defaults instead of keep_freed_memory")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    allocator = "glibc default" if args.default_allocator or not keep_freed_memory() else "keep_freed_memory"
+    precision = ("bf16" if native_bf16("cpu") else "32") if args.precision == "auto" else args.precision
     steps = args.steps or (5 if args.quick else 10)
     names = args.backbones or (["smallcnn"] if args.quick else ["smallcnn", "resnet18"])
     images = torch.randint(0, 256, (args.batch_size, 3, args.image_size, args.image_size), dtype=torch.uint8,
@@ -90,14 +106,20 @@ def main() -> None:
     for name in names:
         torch.manual_seed(0)
         method = methods.create("simclr", backbones.create(name, image_size=args.image_size))
+        channels_last = args.channels_last and not name.startswith("vit")
+        apply_speed_switches(method, channels_last)
+        memory_format = torch.channels_last if channels_last else torch.contiguous_format
         optimizer = create_optimizer("lars", method, 0.3, 1e-6)
         row = {}
         row["augment_s"] = seconds_per_call(lambda: recipe(images, torch.Generator().manual_seed(1), MEAN, STD),
                                             steps)
-        row["bare_s"] = seconds_per_call(bare_backbone(method.backbone, views), steps)
-        row["step_s"] = seconds_per_call(full_step(method, recipe, images, optimizer), steps)
+        row["bare_s"] = seconds_per_call(bare_backbone(method.backbone, views, precision, memory_format), steps)
+        row["step_s"] = seconds_per_call(full_step(method, recipe, images, optimizer, precision), steps)
         row["overhead_ratio"] = round(row["step_s"] / row["bare_s"], 3)
-        if args.switches:
+        if args.switches:  # each switch alone, from a plain fp32 contiguous backbone
+            torch.manual_seed(0)
+            method = methods.create("simclr", backbones.create(name, image_size=args.image_size))
+            row["bare_plain_s"] = seconds_per_call(bare_backbone(method.backbone, views), steps)
             row["bare_channels_last_s"] = seconds_per_call(
                 bare_backbone(method.backbone.to(memory_format=torch.channels_last), views,
                               memory_format=torch.channels_last), steps)
@@ -110,7 +132,8 @@ def main() -> None:
               flush=True)
     first = results[names[0]]
     print("RESULT " + json.dumps({"batch_size": args.batch_size, "image_size": args.image_size,
-                                  "threads": args.threads, "steps": steps,
+                                  "threads": args.threads, "steps": steps, "precision": precision,
+                                  "channels_last": args.channels_last, "allocator": allocator,
                                   "overhead_ratio": first["overhead_ratio"], "backbones": results,
                                   "loadavg": os.getloadavg()}))
 

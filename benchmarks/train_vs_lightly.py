@@ -13,11 +13,16 @@ pipeline, on the same cores in one run.
   ``NTXentLoss`` and SGD in a plain loop, as in Lightly's SimCLR example.
 
 Both use the same backbone (selfsup's ``smallcnn`` and ``resnet18`` with the small-image
-stem), batch 256, temperature 0.5, ``--threads`` threads for the network.
+stem), batch 256, temperature 0.5, ``--threads`` threads for the network. selfsup runs with
+its defaults, as ``selfsup pretrain`` resolves them: channels_last, and ``precision auto``
+(bf16 autocast where the CPU has bf16 units, else fp32); ``--no-channels-last`` and
+``--precision 32-true`` turn them off. Lightly's loop runs as its example does (fp32,
+contiguous). Both share the process's memory allocator: ``keep_freed_memory`` (what
+``selfsup pretrain`` sets) from the start, or glibc's defaults with ``--default-allocator``.
 
 B2: images/s over the steps after the warm-up steps (data waiting included).
 B4: kNN top-1 (k=20, cosine, T=0.07) on the CIFAR-10 test images after the same epochs on a
-fixed 10k training subset, small CNN, for each seed. Needs ``pip install -e .[bench]``.
+fixed 10k training subset, small CNN, for each seed, each pipeline with the settings of B2. Needs ``pip install -e .[bench]``.
 Prints one line per measurement, then ``RESULT {json}``.
 """
 
@@ -43,7 +48,7 @@ from selfsup import augment, backbones, methods
 from selfsup.data.cache import cached_folder_source
 from selfsup.evaluate.protocols import embed_images, knn_predict
 from selfsup.train.module import PretrainModule, train_loader
-from selfsup.train.speed import apply_speed_switches
+from selfsup.train.speed import apply_speed_switches, keep_freed_memory, native_bf16
 
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]  # Lightly's default
 
@@ -150,15 +155,22 @@ def main() -> None:
     parser.add_argument("--resnet-steps", type=int, default=None, help="timed ResNet-18 steps (default 5; quick 1)")
     parser.add_argument("--epochs", type=int, default=None, help="B4 epochs (default 3; quick 1)")
     parser.add_argument("--seeds", type=int, nargs="*", default=None, help="B4 seeds (default 0 1; quick 0)")
-    parser.add_argument("--channels-last", action="store_true", help="selfsup B2 runs with --channels-last")
-    parser.add_argument("--precision", default="32-true",
-                        help="selfsup B2 precision, e.g. bf16-mixed (fast on CPUs with avx512_bf16/AMX)")
+    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
+                        help="selfsup runs with channels_last (its default for CNNs)")
+    parser.add_argument("--precision", default="auto",
+                        help="selfsup precision: auto (its default: bf16-mixed where the CPU has bf16 units), "
+                             "32-true, bf16-mixed")
+    parser.add_argument("--default-allocator", action="store_true",
+                        help="glibc's malloc defaults for both pipelines instead of keep_freed_memory")
     parser.add_argument("--cache-dir", default=None, help="decoded-image cache (default ~/.cache/selfsup)")
     parser.add_argument("--skip", nargs="*", default=None, choices=["small", "resnet18", "quality"],
                         help="parts to leave out (quick: resnet18, whose steps alone take minutes on 2 cores)")
     args = parser.parse_args()
     args.skip = (["resnet18"] if args.quick else []) if args.skip is None else args.skip
     torch.set_num_threads(args.threads)
+    if args.precision == "auto":
+        args.precision = "bf16-mixed" if native_bf16("cpu") else "32-true"
+    allocator = "glibc default" if args.default_allocator or not keep_freed_memory() else "keep_freed_memory"
     root = Path(args.data)
     steps = args.steps or (4 if args.quick else 20)
     resnet_steps = args.resnet_steps or (1 if args.quick else 5)
@@ -167,6 +179,7 @@ def main() -> None:
     seeds = args.seeds or ([0] if args.quick else [0, 1])
     result = {"batch_size": args.batch_size, "threads": args.threads, "steps": steps,
               "selfsup_channels_last": args.channels_last, "selfsup_precision": args.precision,
+              "allocator": allocator,
               "resnet_steps": resnet_steps, "b4_epochs": epochs, "b4_subset": subset_size}
 
     started = time.perf_counter()
@@ -201,7 +214,8 @@ def main() -> None:
         subset = train.subset(index)
         evaluation_test = test.subset(torch.arange(0, len(test), len(test) // min(len(test), subset_size)))
         for seed in seeds:
-            backbone, _, mean, std = selfsup_train(subset.images, "smallcnn", args.batch_size, seed, epochs=epochs)
+            backbone, _, mean, std = selfsup_train(subset.images, "smallcnn", args.batch_size, seed, epochs=epochs,
+                                                   channels_last=args.channels_last, precision=args.precision)
             ours = knn_top1(backbone, subset, evaluation_test, mean, std)
             backbone, _ = lightly_train(root / "train", index.tolist(), "smallcnn", args.batch_size, seed,
                                         args.threads, epochs=epochs)

@@ -31,7 +31,6 @@ YIQ_TO_RGB = torch.linalg.inv(RGB_TO_YIQ)
 LUMA_PART = YIQ_TO_RGB[:, :1] @ RGB_TO_YIQ[:1]  # every channel := luma
 CHROMA_PART = YIQ_TO_RGB[:, 1:] @ RGB_TO_YIQ[1:]
 CHROMA_TURN = YIQ_TO_RGB[:, 1:] @ torch.tensor([[0.0, -1.0], [1.0, 0.0]]) @ RGB_TO_YIQ[1:]
-COLOR_BASIS = torch.stack([LUMA_PART, CHROMA_PART, CHROMA_TURN]).reshape(3, 9)
 
 
 class SliceDraws:
@@ -112,12 +111,14 @@ def color_transform(b, k, s, h, gray):
 
     In YIQ, saturation scales the chroma plane (I, Q), hue rotates it and luma Y stays, so
     ``M = b k YIQ_TO_RGB diag(1, s R(2 pi h)) RGB_TO_YIQ``, and grayscale is ``s = 0``.
-    Written out, ``M = b k (LUMA_PART + s cos CHROMA_PART + s sin CHROMA_TURN)``: one small
-    matrix product for the whole batch."""
+    Written out, ``M = b k (LUMA_PART + s cos CHROMA_PART + s sin CHROMA_TURN)``: a few
+    elementwise operations for the whole batch (no matrix product, whose summation order
+    could depend on the batch size and so differ between one process and several)."""
     angle = 2 * math.pi * h
-    chroma = torch.where(gray, 0.0, s) * b * k
-    weights = torch.stack([b * k, chroma * torch.cos(angle), chroma * torch.sin(angle)], dim=1)
-    matrix = (weights @ COLOR_BASIS).reshape(-1, 3, 3)
+    scale = (b * k)[:, None, None]
+    chroma = torch.where(gray, 0.0, s)[:, None, None] * scale
+    matrix = scale * LUMA_PART + chroma * torch.cos(angle)[:, None, None] * CHROMA_PART \
+        + chroma * torch.sin(angle)[:, None, None] * CHROMA_TURN
     # contrast blends with the mean luma of the brightened image; saturation, hue and
     # grayscale leave a grey constant unchanged, so the offset passes through them as is
     return matrix, (1 - k) * b

@@ -85,8 +85,11 @@ def test_torchrun_two_processes_match_one_process(method, tmp_path):
     assert one.returncode == 0, one.stderr[-2000:]
     losses_two, losses_one = _losses(tmp_path / "two" / "metrics.jsonl"), _losses(tmp_path / "one" / "metrics.jsonl")
     assert len(losses_one) == len(losses_two) == 5
+    # float summation order (all-reduced BatchNorm statistics, gathered batches) drifts the
+    # runs apart chaotically: BYOL's differences were 0-7.6e-6 over the 5 steps, and 3.1e-5
+    # at one step after views changed by 1e-6 (measured); a wrong gradient or view is ~1e-2
     for step, (a, b) in enumerate(zip(losses_one, losses_two)):
-        assert abs(a - b) < 1e-5, f"step {step}: 1 process {a}, 2 processes {b}"
+        assert abs(a - b) < 5e-5, f"step {step}: 1 process {a}, 2 processes {b}"
     # the checkpoint written by 2 processes loads and evaluates in 1
     result = evaluate_run(tmp_path / "two")
     summary = json.loads((tmp_path / "two" / "summary.json").read_text())
