@@ -13,7 +13,8 @@ allocator: ``keep_freed_memory`` (what ``selfsup pretrain`` sets) is applied at 
 for the whole process, DataLoader workers included; ``--default-allocator`` runs all three
 with glibc's defaults instead. Images are random uint8 (augmentation cost does not depend
 on content). Blur is on above 32 px for all (SimCLR: kernel 10 % of the side). Each
-pipeline runs for at least ``--seconds`` after two warm-up batches. Needs
+pipeline runs for at least ``--seconds`` after two warm-up batches, in ``--rounds`` rounds
+that take the pipelines in turn; the median round is reported. Needs
 ``pip install -e .[bench]`` for kornia. Prints one line per (size, pipeline), then
 ``RESULT {json}``; ratios are selfsup images/s divided by the peer's, measured in this run.
 """
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import time
 
 # OpenMP's wait policy is left as the environment sets it, as for `selfsup pretrain`. On a
@@ -131,13 +133,15 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--sizes", type=int, nargs="*", default=None, help="default 32 96 224 (quick: 32 96)")
-    parser.add_argument("--seconds", type=float, default=None, help="least time per pipeline (default 4; quick 2)")
+    parser.add_argument("--seconds", type=float, default=None,
+                        help="least time per pipeline and round (default 3; quick 1.5)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per size; the median is reported")
     parser.add_argument("--default-allocator", action="store_true",
                         help="glibc's malloc defaults for every pipeline instead of keep_freed_memory")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     allocator = "glibc default" if args.default_allocator or not keep_freed_memory() else "keep_freed_memory"
-    seconds = args.seconds or (2.0 if args.quick else 4.0)
+    seconds = args.seconds or (1.5 if args.quick else 3.0)
     sizes = args.sizes or ([32, 96] if args.quick else [32, 96, 224])
     results = {}
     for size in sizes:
@@ -149,11 +153,14 @@ def main() -> None:
         pipelines = {"selfsup": lambda: selfsup_pipeline(images, size, args.batch_size),
                      "torchvision": lambda: torchvision_pipeline(images, size, args.batch_size, args.threads),
                      "kornia": lambda: kornia_pipeline(images, size, args.batch_size)}
-        for name, build in pipelines.items():
-            speed = images_per_second(build(), args.batch_size, max(2, steps), seconds)
-            results.setdefault(str(size), {})[name] = round(speed, 1)
-            print(f"{size:>4} px  {name:<12} {speed:>10.0f} images/s  allocator: {allocator}  "
-                  f"load={os.getloadavg()}", flush=True)
+        speeds = {name: [] for name in pipelines}
+        for round_ in range(args.rounds):  # interleaved, so a slow spell of the machine hits all alike
+            for name, build in pipelines.items():
+                speeds[name].append(images_per_second(build(), args.batch_size, max(2, steps), seconds))
+                print(f"{size:>4} px  round {round_ + 1}  {name:<12} {speeds[name][-1]:>10.0f} images/s  "
+                      f"allocator: {allocator}  load={os.getloadavg()}", flush=True)
+        results[str(size)] = {name: round(statistics.median(values), 1) for name, values in speeds.items()}
+        print(f"{size:>4} px  median of {args.rounds} rounds: {results[str(size)]}", flush=True)
     at32 = results.get("32", results[str(sizes[0])])
     summary = {"batch_size": args.batch_size, "threads": args.threads, "allocator": allocator,
                "images_per_second": results,
