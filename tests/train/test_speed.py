@@ -32,33 +32,42 @@ def test_compile_keeps_parameter_names():
     assert list(method.state_dict()) == list(simclr().state_dict())
 
 
-PAGE_FAULTS = """
-import resource, sys, torch
+MALLOC_STATE = """
+import ctypes, sys, torch
 from selfsup.train.speed import keep_freed_memory
+
+class MallInfo2(ctypes.Structure):  # glibc's struct mallinfo2
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+                 "keepcost")]
+
+libc = ctypes.CDLL(None)
+libc.mallinfo2.restype = MallInfo2
+held = lambda info: info.arena + info.hblkhd  # bytes malloc holds: heap and blocks mapped alone
 kept = keep_freed_memory() if sys.argv[1] == "keep" else False
-faults, batch = [], None
-for step in range(16):
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    del batch
-    batch = torch.ones(64, 3, 224, 224)  # 38 MB: a batch at 224 px, freed when the next comes
-    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-print(kept, max(faults[-4:]))  # steady state: glibc settles its free lists within ~10 steps
+before = libc.mallinfo2()
+batch = torch.ones(64, 3, 224, 224)  # 38 MB: a batch at 224 px
+mapped = libc.mallinfo2().hblkhd - before.hblkhd
+del batch
+print(kept, mapped, held(libc.mallinfo2()) - held(before))  # what malloc keeps of the block when freed
 """
+BATCH = 64 * 3 * 224 * 224 * 4
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
-def test_keep_freed_memory_stops_page_faults_on_reallocation():
-    """Without it glibc maps blocks over 32 MB afresh each time (smaller ones too, when a
-    freed stretch at the top of the heap is trimmed) and the kernel faults every page in
-    again; with it freed memory is reused (page faults counted, not timed)."""
-    def faults(mode):
-        out = subprocess.run([sys.executable, "-c", PAGE_FAULTS, mode], capture_output=True, text=True,
-                             check=True).stdout.split()
-        return out[0] == "True", int(out[1])
-    (kept_default, default), (kept, keeping) = faults("default"), faults("keep")
+def test_keep_freed_memory_keeps_batch_sized_blocks_in_the_heap():
+    """By default glibc maps a block of 38 MB on its own and unmaps it when freed, so the
+    next batch's pages are faulted in again; with ``keep_freed_memory`` the block comes from
+    the heap and stays there after the free, ready for the next batch."""
+    def malloc_state(mode):
+        kept, mapped, held = subprocess.run([sys.executable, "-c", MALLOC_STATE, mode], capture_output=True,
+                                            text=True, check=True).stdout.split()
+        return kept == "True", int(mapped), int(held)
+    kept_default, mapped_default, held_default = malloc_state("default")
+    kept, mapped, held = malloc_state("keep")
     assert kept and not kept_default
-    assert default > 5000  # ~9,400 pages of 4 KiB a batch
-    assert keeping < 50
+    assert mapped_default >= BATCH and held_default < BATCH  # mapped alone, handed back
+    assert mapped < BATCH and held >= BATCH  # from the heap, kept after the free
 
 
 @pytest.mark.parametrize("native", [True, False])
