@@ -1,3 +1,4 @@
+import ctypes
 import platform
 import subprocess
 import sys
@@ -54,7 +55,8 @@ print(kept, mapped, held(libc.mallinfo2()) - held(before))  # what malloc keeps 
 BATCH = 64 * 3 * 224 * 224 * 4
 
 
-@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc" or not hasattr(ctypes.CDLL(None), "mallinfo2"),
+                    reason="mallopt and mallinfo2 are glibc's (2.33+)")
 def test_keep_freed_memory_keeps_batch_sized_blocks_in_the_heap():
     """By default glibc maps a block of 38 MB on its own and unmaps it when freed, so the
     next batch's pages are faulted in again; with ``keep_freed_memory`` the block comes from
