@@ -61,7 +61,7 @@ class PretrainConfig:
                                               "faster; 2 processes then match 1 only to ~2e-5)")
     compile: bool = option(False, "torch.compile the backbone (faster steps after a compile of tens of seconds)")
     keep_freed_memory: bool = option(True, "keep freed memory for reuse instead of returning it to the kernel "
-                                           "(glibc; measured 2.9x faster augmentation, 21 percent faster CPU steps; "
+                                           "(glibc; measured 2.8x faster augmentation, 21 percent faster CPU steps; "
                                            "the process stays at its peak memory)")
     stop_on_collapse: bool = option(False, "stop when the representation collapses (RankMe or embedding std "
                                            "at its floor after an epoch), keeping the last good checkpoint")

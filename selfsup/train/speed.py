@@ -11,11 +11,11 @@ on one without, so ``precision: auto`` picks it for image backbones only where
 small CNN but costs tens of seconds up front and again for the evaluation's batch shapes,
 so it stays off.
 
-``keep_freed_memory``: on Linux, glibc's malloc serves large blocks (a batch of 256 CIFAR
-images is 3 MB as float) with fresh ``mmap`` pages and hands freed memory back to the
-kernel, so every step pays page faults again for every batch-sized tensor. Keeping freed
-memory for reuse measured 2.9x faster SimCLR augmentation and 21% faster small-CNN
-forward+backward on 2 cores (BENCHMARKS.md, "Fast data path"): the same effect
+``keep_freed_memory``: on Linux, glibc's malloc maps large blocks (a batch of 256 CIFAR
+images is 3 MB as float) on their own or trims them off the heap when freed, handing the
+memory back to the kernel, so step after step the pages of batch-sized tensors are faulted
+in again. Keeping freed memory for reuse measured 2.8x faster SimCLR augmentation and 21%
+faster small-CNN forward+backward on 2 cores (BENCHMARKS.md, "Fast data path"): the effect
 PyTorch's CPU tuning guide gets from preloading jemalloc or tcmalloc.
 """
 
