@@ -33,7 +33,7 @@ import torch  # noqa: E402
 
 from selfsup import augment, backbones, methods
 from selfsup.train.optim import create_optimizer
-from selfsup.train.speed import apply_speed_switches, keep_freed_memory, native_bf16
+from selfsup.train.speed import apply_speed_switches, default_channels_last, default_precision, keep_freed_memory
 
 MEAN, STD = [0.49, 0.48, 0.45], [0.25, 0.24, 0.26]
 
@@ -96,7 +96,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     allocator = "glibc default" if args.default_allocator or not keep_freed_memory() else "keep_freed_memory"
-    precision = ("bf16" if native_bf16("cpu") else "32") if args.precision == "auto" else args.precision
+    precision = ("bf16" if default_precision() == "bf16-mixed" else "32") if args.precision == "auto" else args.precision
     steps = args.steps or (5 if args.quick else 10)
     names = args.backbones or (["smallcnn"] if args.quick else ["smallcnn", "resnet18"])
     images = torch.randint(0, 256, (args.batch_size, 3, args.image_size, args.image_size), dtype=torch.uint8,
@@ -107,7 +107,7 @@ def main() -> None:
     for name in names:
         torch.manual_seed(0)
         method = methods.create("simclr", backbones.create(name, image_size=args.image_size))
-        channels_last = args.channels_last and not name.startswith("vit")
+        channels_last = args.channels_last and default_channels_last(name)
         apply_speed_switches(method, channels_last)
         memory_format = torch.channels_last if channels_last else torch.contiguous_format
         optimizer = create_optimizer("lars", method, 0.3, 1e-6)

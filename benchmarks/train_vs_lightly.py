@@ -49,7 +49,7 @@ from selfsup import augment, backbones, methods
 from selfsup.data.cache import cached_folder_source
 from selfsup.evaluate.protocols import embed_images, knn_predict
 from selfsup.train.module import PretrainModule, train_loader
-from selfsup.train.speed import apply_speed_switches, keep_freed_memory, native_bf16
+from selfsup.train.speed import apply_speed_switches, default_precision, keep_freed_memory
 
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]  # Lightly's default
 
@@ -170,7 +170,7 @@ def main() -> None:
     args.skip = (["resnet18"] if args.quick else []) if args.skip is None else args.skip
     torch.set_num_threads(args.threads)
     if args.precision == "auto":
-        args.precision = "bf16-mixed" if native_bf16("cpu") else "32-true"
+        args.precision = default_precision()
     allocator = "glibc default" if args.default_allocator or not keep_freed_memory() else "keep_freed_memory"
     root = Path(args.data)
     steps = args.steps or (4 if args.quick else 20)

@@ -26,13 +26,17 @@ def _to_float32(value):
     return value
 
 
-def _device_type(values) -> str:
+def _tensors(values):
     for value in values:
         if isinstance(value, torch.Tensor):
-            return value.device.type
-        if isinstance(value, (list, tuple)) and value:
-            return _device_type(value)
-    return "cpu"
+            yield value
+        elif isinstance(value, (list, tuple)):
+            yield from _tensors(value)
+
+
+def _device_type(values) -> str:
+    """The device type of the first tensor among ``values`` (lists and tuples searched)."""
+    return next((t.device.type for t in _tensors(values)), "cpu")
 
 
 def float32(loss):

@@ -27,7 +27,7 @@ from selfsup.evaluate.protocols import embed_splits, evaluate_embeddings
 from selfsup.train.checkpoint import CheckpointError, SafeCheckpointIO, load_checkpoint, load_weights
 from selfsup.train.monitors import RepresentationMonitor
 from selfsup.train.sync_batchnorm import convert_batchnorm
-from selfsup.train.speed import apply_speed_switches, keep_freed_memory, native_bf16
+from selfsup.train.speed import apply_speed_switches, default_channels_last, default_precision, keep_freed_memory
 from selfsup.train.module import DivergenceError, EpochCheckpoint, JsonlLogger, PretrainModule, train_loader
 
 DEFAULT_EPOCHS = {"digits": 30}
@@ -82,10 +82,10 @@ def resolve(config: PretrainConfig, source: ImageSource) -> PretrainConfig:
         weight_decay=cls.optimizer.weight_decay if config.weight_decay is None else config.weight_decay,
         warmup_epochs=max(1, epochs // 10) if config.warmup_epochs is None else config.warmup_epochs,
     )
-    if config.channels_last is None:  # measured faster for convolutions (BENCHMARKS, B3); ViT tokens are 3-D
-        resolved["channels_last"] = image and not resolved["backbone"].startswith("vit")
-    if config.precision == "auto":  # bf16 autocast: 2x faster image steps on CPUs with bf16 units (B3)
-        resolved["precision"] = "bf16-mixed" if image and native_bf16(config.accelerator) else "32-true"
+    if config.channels_last is None:
+        resolved["channels_last"] = default_channels_last(resolved["backbone"], source.modality)
+    if config.precision == "auto":
+        resolved["precision"] = default_precision(source.modality, config.accelerator)
     for field_name, argument in METHOD_OPTIONS.items():
         if argument in signature and getattr(config, field_name) is None:
             resolved[field_name] = signature[argument].default
