@@ -33,7 +33,8 @@ import torch  # noqa: E402
 
 from selfsup import augment, backbones, methods
 from selfsup.train.optim import create_optimizer
-from selfsup.train.speed import apply_speed_switches, default_channels_last, default_precision, keep_freed_memory
+from selfsup.devices import default_precision
+from selfsup.train.speed import apply_speed_switches, default_channels_last, keep_freed_memory
 
 MEAN, STD = [0.49, 0.48, 0.45], [0.25, 0.24, 0.26]
 

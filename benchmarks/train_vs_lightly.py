@@ -49,7 +49,8 @@ from selfsup import augment, backbones, methods
 from selfsup.data.cache import cached_folder_source
 from selfsup.evaluate.protocols import embed_images, knn_predict
 from selfsup.train.module import PretrainModule, train_loader
-from selfsup.train.speed import apply_speed_switches, default_precision, keep_freed_memory
+from selfsup.devices import default_precision
+from selfsup.train.speed import apply_speed_switches, keep_freed_memory
 
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]  # Lightly's default
 

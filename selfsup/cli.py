@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      description="Self-supervised representation learning: pretrain, "
                                                  "evaluate and use encoders on unlabeled data.")
     parser.add_argument("--version", action="version", version=f"selfsup {_version()}")
+    from selfsup.tasks.commands import add_parsers as add_task_parsers, add_placement_options
+
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _pretrain_parser(sub)
 
@@ -56,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--quick", action="store_true",
                           help="only the summary numbers (kNN, linear probe, RankMe), not few-shot, "
                                "clustering and the k / regularisation sweeps")
+    add_placement_options(evaluate)
 
     embed = sub.add_parser("embed", help="write one embedding per sample to a file",
                            description="Embed every sample of a data source with a run's backbone.")
@@ -64,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--out", required=True,
                        help="output file: .parquet (columns id, embedding[, label]) or .npy "
                             "(array; ids in <name>.ids.txt)")
+    add_placement_options(embed)
 
     bench = sub.add_parser("benchmark", help="compare methods with the same budget and protocol",
                            description="Pretrain each method with the same data, backbone and epochs, "
@@ -81,8 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Write RUN_DIR/report.html: results, training curves, "
                                         "embedding map, nearest-neighbour grids, skipped files.")
     report.add_argument("run", metavar="RUN_DIR", help="run directory written by `selfsup pretrain`")
-
-    from selfsup.tasks.commands import add_parsers as add_task_parsers
+    add_placement_options(report)
 
     add_task_parsers(sub)  # neighbors, dedupe, cluster, curate, finetune, adapt
 
@@ -102,24 +105,32 @@ def _version() -> str:
 def run(argv: list[str] | None = None) -> int:
     args = vars(build_parser().parse_args(argv))
     command = args.pop("command")
+    if command != "pretrain" and (args.get("accelerator") or args.get("devices")):
+        from selfsup.devices import check_accelerator
+
+        check_accelerator(args["accelerator"] or "cpu", args["devices"] or "1")  # before loading anything
     if command == "pretrain":
         from selfsup.train import pretrain
 
         values = {}
         if "config" in args:
             values = read_options(args.pop("config"))
-        summary = pretrain(from_dict({**values, **args}, "command line"))
+        config = from_dict({**values, **args}, "command line")
+        processes = launch_count(config)
+        if processes > 1:
+            return launch(processes, config, sys.argv[1:] if argv is None else argv)
+        summary = pretrain(config)
         if summary:
             print(summary_line(summary))
     elif command == "evaluate":
         from selfsup.evaluate.run import evaluate_run
 
-        print(json.dumps(evaluate_run(args["run"], args["data"], args["knn_k"], full=not args["quick"]),
-                         indent=2))
+        print(json.dumps(evaluate_run(args["run"], args["data"], args["knn_k"], full=not args["quick"],
+                                      accelerator=args["accelerator"], devices=args["devices"]), indent=2))
     elif command == "embed":
         from selfsup.tasks import embed_run
 
-        rows = embed_run(args["run"], args["data"], args["out"])
+        rows = embed_run(args["run"], args["data"], args["out"], args["accelerator"], args["devices"])
         print(f"wrote {rows} embeddings to {args['out']}")
     elif command == "benchmark":
         from selfsup.evaluate.benchmark import benchmark
@@ -131,7 +142,7 @@ def run(argv: list[str] | None = None) -> int:
     elif command == "report":
         from selfsup.report import build_report
 
-        print(f"wrote {build_report(args['run'])}")
+        print(f"wrote {build_report(args['run'], args['accelerator'], args['devices'])}")
     elif command in TASK_COMMANDS:
         from selfsup.tasks.commands import run_command
 
@@ -153,6 +164,39 @@ def run(argv: list[str] | None = None) -> int:
     return 0
 
 
+def launch_count(config: PretrainConfig) -> int:
+    """Processes to start for ``--devices N`` outside torchrun (1: run in this process)."""
+    from selfsup.devices import check_accelerator, device_count
+    from selfsup.train.run import under_torchrun
+
+    check_accelerator(config.accelerator, config.devices)
+    return 1 if under_torchrun() else device_count(config.devices, config.accelerator)
+
+
+def launch(processes: int, config: PretrainConfig, argv: list[str]) -> int:
+    """Run this command in ``processes`` processes on this machine, one device each, with
+    torchrun's launcher (as ``torchrun --standalone --nproc_per_node=N -m selfsup.cli ...``);
+    the exit code is the first failed process's, whose error it has printed itself."""
+    import os
+
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import parse_args, run as torchrun
+
+    devices = config.devices.strip()
+    if "," in devices:  # a list of GPUs: these become local ranks 0..N-1
+        os.environ["CUDA_VISIBLE_DEVICES"] = devices
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // processes)))
+    print(f"selfsup: starting {processes} processes (torchrun --standalone --nproc_per_node={processes})",
+          file=sys.stderr)
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
+    try:
+        torchrun(parse_args(["--standalone", f"--nproc_per_node={processes}", "-m", "selfsup.cli", *argv]))
+    except ChildFailedError as error:
+        codes = [failure.exitcode for failure in error.failures.values()]
+        return next((c for c in codes if c > 0), 1)
+    return 0
+
+
 def _fmt(value) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
@@ -171,11 +215,18 @@ def main(argv: list[str] | None = None) -> None:
 
     warnings.simplefilter("default")
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    # every process measures the same monitors (selfsup.train.monitors): nothing to synchronise
+    warnings.filterwarnings("ignore", message=r".*when logging on epoch level in distributed setting.*")
+    warnings.filterwarnings("ignore", message=r".*torch.distributed.nn.functional.\w+ is deprecated.*")
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     try:
         sys.exit(run(argv))
     except (ConfigError, DataError, CheckpointError, DivergenceError) as error:
-        print(f"selfsup: error: {error}", file=sys.stderr)
+        import os
+
+        # under torchrun every process checks the same options and data: one of them says so
+        if not isinstance(error, (ConfigError, DataError)) or int(os.environ.get("RANK", 0)) == 0:
+            print(f"selfsup: error: {error}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("selfsup: interrupted; resume with --resume", file=sys.stderr)

@@ -18,29 +18,34 @@ import torch
 import torch.nn.functional as F
 
 from selfsup.data.samples import model_input
+from selfsup.devices import CPU, Placement
 
 
 @torch.no_grad()
-def embed_images(model, images: torch.Tensor, mean, std, batch_size: int = 512,
-                 device: str | torch.device = "cpu") -> torch.Tensor:
+def embed_images(model, samples: torch.Tensor, mean, std, batch_size: int = 512,
+                 placement: Placement = CPU) -> torch.Tensor:
     """Embed raw samples of any modality (uint8 images (N, 3, H, W), float tables or series)
-    with ``model`` in eval mode; returns float32 (N, D)."""
+    with ``model`` in eval mode, in batches on ``placement``'s device(s) under its autocast
+    (the model is moved there); returns float32 (N, D) on the CPU."""
     was_training = model.training
     model.eval()
+    runner = placement.parallel(model)
     try:
         parts = []
-        for start in range(0, len(images), batch_size):
-            parts.append(model(model_input(images[start:start + batch_size].to(device), mean, std)).float().cpu())
+        for start in range(0, len(samples), batch_size):
+            x = model_input(samples[start:start + batch_size].to(placement.device), mean, std)
+            with placement.autocast():
+                parts.append(runner(x).float().cpu())
         return torch.cat(parts)
     finally:
         model.train(was_training)
 
 
-def embed_splits(backbone, train, test, mean, std):
-    """Embeddings of a (train, test) pair of sources on the backbone's device; test may be None."""
-    device = next(backbone.parameters()).device
-    train_embeddings = embed_images(backbone, train.samples, mean, std, device=device)
-    test_embeddings = None if test is None else embed_images(backbone, test.samples, mean, std, device=device)
+def embed_splits(backbone, train, test, mean, std, placement: Placement = CPU):
+    """Embeddings of a (train, test) pair of sources on ``placement``; test may be None."""
+    train_embeddings = embed_images(backbone, train.samples, mean, std, placement=placement)
+    test_embeddings = None if test is None else embed_images(backbone, test.samples, mean, std,
+                                                             placement=placement)
     return train_embeddings, test_embeddings
 
 

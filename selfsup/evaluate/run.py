@@ -8,24 +8,27 @@ import os
 from selfsup.config import ConfigError
 from selfsup.evaluate.protocols import embed_splits, evaluate_embeddings
 from selfsup.evaluate.suite import evaluate_all
-from selfsup.train.run import build_method, load_run, prepare_data, protocol
+from selfsup.train.run import build_method, load_run, prepare_data, protocol, run_placement
 
 
 def evaluate_run(run_dir: str | os.PathLike, data: str | None = None, knn_k: int | None = None,
-                 full: bool = True) -> dict:
+                 full: bool = True, accelerator: str | None = None, devices: str | None = None) -> dict:
     """The run summary's numbers (kNN top-1, linear top-1, RankMe) for the run's backbone and
     the same backbone with random weights, on the run's own holdout split or on ``data``'s;
-    with ``full``, every protocol of ``evaluate_all`` for both as well."""
+    with ``full``, every protocol of ``evaluate_all`` for both as well. Embeds on
+    ``accelerator``/``devices`` (default: the run's device and precision where this machine
+    has it, else the CPU)."""
     config, method = load_run(run_dir)
+    where = run_placement(config, accelerator, devices)
     config = dataclasses.replace(config, data=data or config.data, knn_k=knn_k or config.knn_k)
     source, train, test = prepare_data(config)
     if source.image_size != config.image_size:
         raise ConfigError(f"data={config.data!r}: images are {source.image_size} px, "
                           f"the run was trained on {config.image_size} px")
     result = {"run": str(run_dir), "data": config.data, "method": config.method,
-              "protocol": protocol(config)}
+              "protocol": protocol(config), "placement": str(where)}
     for name, model in (("pretrained", method), ("random_weights", build_method(config))):
-        train_embeddings, test_embeddings = embed_splits(model.backbone, train, test, config.mean, config.std)
+        train_embeddings, test_embeddings = embed_splits(model.backbone, train, test, config.mean, config.std, where)
         test_labels = None if test is None else test.labels
         prefix = "" if name == "pretrained" else "baseline_"
         scores = evaluate_embeddings(train_embeddings, train.labels, test_embeddings, test_labels, config.knn_k)

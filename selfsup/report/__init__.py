@@ -101,13 +101,15 @@ def _fmt(value) -> str:
     return "n/a" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
-def build_report(run_dir: str | os.PathLike) -> Path:
-    """Write ``run_dir/report.html`` from the run's files and its last checkpoint."""
+def build_report(run_dir: str | os.PathLike, accelerator: str | None = None, devices: str | None = None) -> Path:
+    """Write ``run_dir/report.html`` from the run's files and its last checkpoint (embedding
+    on ``accelerator``/``devices``; default: the run's where available, else CPU)."""
     from selfsup.evaluate.protocols import embed_images
-    from selfsup.train.run import load_run, prepare_data
+    from selfsup.train.run import load_run, prepare_data, run_placement
 
     run_dir = Path(run_dir)
     config, method = load_run(run_dir)
+    where = run_placement(config, accelerator, devices)
     summary_path = run_dir / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line] \
@@ -117,8 +119,8 @@ def build_report(run_dir: str | os.PathLike) -> Path:
     generator = np.random.default_rng(0)
     subset = np.sort(generator.choice(len(shown), min(MAP_SAMPLES, len(shown)), replace=False))
     shown = shown.subset(subset)
-    embeddings = embed_images(method.backbone, shown.samples, config.mean, config.std)
-    bank = embed_images(method.backbone, train.samples, config.mean, config.std)
+    embeddings = embed_images(method.backbone, shown.samples, config.mean, config.std, placement=where)
+    bank = embed_images(method.backbone, train.samples, config.mean, config.std, placement=where)
 
     normalised = torch.nn.functional.normalize(bank, dim=1)
     queries = generator.choice(len(shown), min(QUERIES, len(shown)), replace=False)

@@ -27,7 +27,8 @@ from selfsup.augment import ops
 from selfsup.config import ConfigError
 from selfsup.tasks.common import open_sized_source, seeded
 from selfsup.data.samples import as_unit, per_channel
-from selfsup.tasks.finetune import load_classifier, predict
+from selfsup.devices import CPU, Placement
+from selfsup.tasks.finetune import classifier_placement, load_classifier, predict
 
 # per severity 1..5; noise std and contrast factor as in CIFAR-10-C, blur sigma in pixels of 32 px images
 NOISE_STD = (0.08, 0.12, 0.18, 0.26, 0.38)
@@ -89,53 +90,59 @@ def entropy(logits: torch.Tensor) -> torch.Tensor:
 
 
 def tent(model: nn.Module, images: torch.Tensor, lr: float = 1e-3, batch_size: int = 128,
-         epochs: int = 1, seed: int = 0) -> torch.Tensor:
-    """Adapt a copy of ``model`` online on raw ``images`` of any modality (batches in a fixed random order);
-    returns the predictions made during the last pass, in the images' order."""
-    adapted = copy.deepcopy(model)
+         epochs: int = 1, seed: int = 0, placement: Placement = CPU) -> torch.Tensor:
+    """Adapt a copy of ``model`` online on raw ``images`` of any modality (batches in a fixed random order),
+    on ``placement``; returns the predictions made during the last pass, in the images' order."""
+    adapted = copy.deepcopy(model).to(placement.device)
     optimizer = torch.optim.Adam(configure_tent(adapted), lr=lr, betas=(0.9, 0.999))
     predictions = torch.empty(len(images), dtype=torch.long)
     for _ in range(epochs):
         order = torch.randperm(len(images), generator=seeded(seed))
         for rows in order.split(batch_size):
-            logits = adapted(as_unit(images[rows]))
+            with placement.autocast():
+                logits = adapted(as_unit(images[rows].to(placement.device))).float()
             loss = entropy(logits).mean()
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            predictions[rows] = logits.argmax(dim=1).detach()
+            predictions[rows] = logits.argmax(dim=1).detach().cpu()
     return predictions
 
 
 @torch.no_grad()
-def batch_norm_predict(model: nn.Module, images: torch.Tensor, batch_size: int = 128, seed: int = 0):
+def batch_norm_predict(model: nn.Module, images: torch.Tensor, batch_size: int = 128, seed: int = 0,
+                       placement: Placement = CPU):
     """Predictions with test-batch statistics and no update (test-time BN)."""
-    adapted = copy.deepcopy(model)
+    adapted = copy.deepcopy(model).to(placement.device)
     configure_tent(adapted)
     predictions = torch.empty(len(images), dtype=torch.long)
     for rows in torch.randperm(len(images), generator=seeded(seed)).split(batch_size):
-        predictions[rows] = adapted(as_unit(images[rows])).argmax(dim=1)
+        with placement.autocast():
+            predictions[rows] = adapted(as_unit(images[rows].to(placement.device))).argmax(dim=1).cpu()
     return predictions
 
 
 def adapt(classifier_dir, data: str, corruption: str | None = None, severity: int = 3, lr: float = 1e-3,
-          batch_size: int = 128, epochs: int = 1, seed: int = 0) -> dict:
+          batch_size: int = 128, epochs: int = 1, seed: int = 0, accelerator: str | None = None,
+          devices: str | None = None) -> dict:
     """TENT-adapt a classifier written by ``selfsup finetune`` to ``data`` (optionally
     corrupted here first). Returns the predictions (ids and class names) and, when the
-    data is labelled, accuracy without adaptation, with test-time BN, and with TENT."""
+    data is labelled, accuracy without adaptation, with test-time BN, and with TENT. Runs on
+    ``accelerator``/``devices`` (default: the pretraining run's where available, else CPU)."""
     model, meta = load_classifier(classifier_dir)
+    where = classifier_placement(meta, accelerator, devices)  # one device: TENT's batches are its updates
     source = open_sized_source(data, meta["image_size"], meta.get("label_column"), meta.get("modality", "image"),
                                meta.get("input_shape"))
     images = source.samples
     if corruption is not None:
         images = corrupt(images, corruption, severity, seed, meta["std"])
-    adapted = tent(model, images, lr, batch_size, epochs, seed)
+    adapted = tent(model, images, lr, batch_size, epochs, seed, where)
     result = {"samples": len(images), "corruption": corruption, "severity": severity if corruption else None,
               "ids": list(source.ids), "predictions": [meta["classes"][i] for i in adapted.tolist()]}
     if source.labels is not None and (source.classes or []) == meta["classes"]:
         labels = source.labels
-        result["accuracy_source_model"] = float((predict(model, images) == labels).float().mean())
-        result["accuracy_test_time_bn"] = float((batch_norm_predict(model, images, batch_size, seed) == labels)
-                                                .float().mean())
+        result["accuracy_source_model"] = float((predict(model, images, placement=where) == labels).float().mean())
+        result["accuracy_test_time_bn"] = float((batch_norm_predict(model, images, batch_size, seed, where)
+                                                 == labels).float().mean())
         result["accuracy_tent"] = float((adapted == labels).float().mean())
     return result

@@ -168,13 +168,15 @@ def cluster_metrics(labels, clusters) -> dict:
 
 
 def cluster(run_or_file, data: str | None = None, n_clusters: int | None = None, views: int = 4,
-            epochs: int = 100, self_label_epochs: int = 50, seed: int = 0, out=None) -> dict:
+            epochs: int = 100, self_label_epochs: int = 50, seed: int = 0, out=None,
+            accelerator: str | None = None, devices: str | None = None) -> dict:
     """k-means and SCAN cluster ids for every sample of ``data``; with labels, their
     accuracy (Hungarian), NMI and ARI. ``views``: augmented copies embedded for SCAN (needs
-    a run directory; none with an embeddings file). ``out``: write ``clusters.tsv``."""
+    a run directory; none with an embeddings file). ``out``: write ``clusters.tsv``.
+    ``accelerator``/``devices``: where a run embeds ``data`` (default: the run's, else CPU)."""
     from selfsup.tasks.common import load_embeddings
 
-    embedded = load_embeddings(run_or_file, data)
+    embedded = load_embeddings(run_or_file, data, accelerator, devices)
     estimated = n_clusters is None
     k = estimate_clusters(embedded.embeddings, seed=seed) if estimated else n_clusters
     augmented = None

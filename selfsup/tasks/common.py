@@ -15,6 +15,7 @@ import torch
 
 from selfsup.config import ConfigError
 from selfsup.data import DataError, open_source
+from selfsup.devices import CPU, Placement
 
 
 @dataclass
@@ -26,17 +27,18 @@ class Embedded:
     labels: np.ndarray | None = None
     source: object | None = None  # the data source, when the embeddings were computed here
     run: tuple | None = None  # (config, method) of the run that computed them
+    placement: Placement = CPU  # where the run's model computed them
 
     def __len__(self) -> int:
         return len(self.ids)
 
 
-def embed_source(method, config, source) -> np.ndarray:
-    """Embeddings of every sample of ``source`` (any modality) with the run's backbone (eval mode)."""
+def embed_source(method, config, source, placement: Placement = CPU) -> np.ndarray:
+    """Embeddings of every sample of ``source`` (any modality) with the run's backbone (eval
+    mode), in batches on ``placement``."""
     from selfsup.evaluate.protocols import embed_images
 
-    device = next(method.backbone.parameters()).device
-    return embed_images(method.backbone, source.samples, config.mean, config.std, device=device).numpy()
+    return embed_images(method.backbone, source.samples, config.mean, config.std, placement=placement).numpy()
 
 
 def open_sized_source(data: str, image_size: int | None, label_column: str | None = None,
@@ -89,21 +91,31 @@ def read_embeddings_file(path: Path) -> Embedded:
     return Embedded(embeddings, ids)
 
 
-def load_embeddings(run_or_file: str | os.PathLike, data: str | None = None) -> Embedded:
-    """Embeddings of ``data`` (default: the run's data) with the run's backbone, or the
-    rows of an embeddings file (.parquet / .npy) when ``run_or_file`` is one."""
+def open_run(run_dir: str | os.PathLike, accelerator: str | None = None, devices: str | None = None):
+    """(config, method, placement) of a run directory: its last weights, and where they
+    work here (``accelerator``/``devices``, default the run's own where available, else CPU)."""
+    from selfsup.train.run import load_run, run_placement
+
+    config, method = load_run(run_dir)
+    return config, method, run_placement(config, accelerator, devices)
+
+
+def load_embeddings(run_or_file: str | os.PathLike, data: str | None = None, accelerator: str | None = None,
+                    devices: str | None = None) -> Embedded:
+    """Embeddings of ``data`` (default: the run's data) with the run's backbone on
+    ``accelerator``/``devices`` (see ``open_run``), or the rows of an embeddings file
+    (.parquet / .npy) when ``run_or_file`` is one."""
     path = Path(run_or_file)
     if path.is_file() and path.suffix in (".parquet", ".npy"):
         if data is not None:
             raise ConfigError(f"data={data!r}: not used with an embeddings file ({path}); "
                               f"pass a run directory to embed a data source")
         return read_embeddings_file(path)
-    from selfsup.train.run import load_run
-
-    config, method = load_run(path)
+    config, method, placement = open_run(path, accelerator, devices)
     source = open_run_source(data or config.data, config)
     labels = None if source.labels is None else source.labels.numpy()
-    return Embedded(embed_source(method, config, source), list(source.ids), labels, source, (config, method))
+    return Embedded(embed_source(method, config, source, placement), list(source.ids), labels, source,
+                    (config, method), placement)
 
 
 @torch.no_grad()
@@ -119,13 +131,15 @@ def embed_augmented(embedded: Embedded, views: int, seed: int = 0, batch_size: i
     recipe = augment.views_for(embedded.source.modality, "simclr", config.image_size)
     recipe = replace(recipe, views=recipe.views[:1])  # one view a pass
     generator = seeded(seed)
+    where = embedded.placement
     backbone = method.backbone.eval()
-    device = next(backbone.parameters()).device
+    runner = where.parallel(backbone)
     out = np.empty((views, len(samples), backbone.dim), dtype=np.float32)
     for v in range(views):
         for start in range(0, len(samples), batch_size):
-            (x,) = recipe(samples[start:start + batch_size].to(device), generator, config.mean, config.std)
-            out[v, start:start + batch_size] = backbone(x).cpu().numpy()
+            (x,) = recipe(samples[start:start + batch_size].to(where.device), generator, config.mean, config.std)
+            with where.autocast():
+                out[v, start:start + batch_size] = runner(x).float().cpu().numpy()
     return out
 
 

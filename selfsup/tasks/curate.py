@@ -134,10 +134,11 @@ def class_entropy(labels) -> float:
 
 
 def curate(run_or_file, budget: int, data: str | None = None, levels: tuple[int, ...] | None = None,
-           seed: int = 0, out=None) -> dict:
+           seed: int = 0, out=None, accelerator: str | None = None, devices: str | None = None) -> dict:
     """Ids of a balanced subset of ``budget`` samples of ``data``; with labels, the class
-    entropy of the subset beside a random subset of the same size. ``out``: ids, one a line."""
-    embedded = load_embeddings(run_or_file, data)
+    entropy of the subset beside a random subset of the same size. ``out``: ids, one a line.
+    ``accelerator``/``devices``: where a run embeds ``data`` (default: the run's, else CPU)."""
+    embedded = load_embeddings(run_or_file, data, accelerator, devices)
     selected = HierarchicalCurator(levels, seed=seed).fit(embedded.embeddings).select(budget)
     result = {"samples": len(embedded), "budget": budget, "selected": [embedded.ids[i] for i in selected]}
     if embedded.labels is not None:

@@ -56,10 +56,11 @@ def keep_list(n: int, groups: list[list[int]]) -> list[int]:
 
 
 def dedupe(run_or_file, data: str | None = None, threshold: float = 0.9, center: bool = True,
-           neighbours: int = 10, out=None) -> dict:
+           neighbours: int = 10, out=None, accelerator: str | None = None, devices: str | None = None) -> dict:
     """Near-duplicate groups of ``data`` (ids) and the suggested keep-list. With ``out`` (a
-    directory), writes ``groups.tsv`` (group, id) and ``keep.txt`` (one id a line)."""
-    embedded = load_embeddings(run_or_file, data)
+    directory), writes ``groups.tsv`` (group, id) and ``keep.txt`` (one id a line).
+    ``accelerator``/``devices``: where a run embeds ``data`` (default: the run's, else CPU)."""
+    embedded = load_embeddings(run_or_file, data, accelerator, devices)
     groups = duplicate_groups(embedded.embeddings, threshold, center, neighbours)
     keep = keep_list(len(embedded), groups)
     result = {"samples": len(embedded), "groups": [[embedded.ids[i] for i in g] for g in groups],

@@ -34,9 +34,10 @@ def write_embeddings(path: Path, ids: list[str], embeddings: np.ndarray, labels=
     os.replace(temporary, path)
 
 
-def embed_run(run_dir, data: str | None, out) -> int:
-    """Embed every sample of ``data`` (default: the run's data) with the run's backbone;
-    returns the number of rows written."""
-    embedded = load_embeddings(run_dir, data)
+def embed_run(run_dir, data: str | None, out, accelerator: str | None = None, devices: str | None = None) -> int:
+    """Embed every sample of ``data`` (default: the run's data) with the run's backbone on
+    ``accelerator``/``devices`` (default: the run's where available, else CPU); returns the
+    number of rows written."""
+    embedded = load_embeddings(run_dir, data, accelerator, devices)
     write_embeddings(Path(out), embedded.ids, embedded.embeddings, embedded.labels)
     return len(embedded)

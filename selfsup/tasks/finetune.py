@@ -39,6 +39,7 @@ from selfsup.augment.timeseries import SeriesView
 from selfsup.config import ConfigError
 from selfsup.data import DataError, holdout_split
 from selfsup.data.samples import as_unit, per_channel, standardize
+from selfsup.devices import CPU, Placement, placement
 from selfsup.tasks.common import open_run_source, seeded
 
 MODES = ("linear", "full")
@@ -94,9 +95,11 @@ def fixmatch_views(modality: str, size: int | None, mean, std):
 
 
 @torch.no_grad()
-def recompute_batchnorm(model: nn.Module, samples: torch.Tensor, inputs=None, batch_size: int = 256) -> None:
+def recompute_batchnorm(model: nn.Module, samples: torch.Tensor, inputs=None, batch_size: int = 256,
+                        placement: Placement = CPU) -> None:
     """Replace every BatchNorm's running mean/var in ``model`` by the exact average over
-    raw ``samples`` (any modality) (passed through ``inputs`` first when given, e.g. a frozen embedder)."""
+    raw ``samples`` (any modality) (passed through ``inputs`` first when given, e.g. a frozen
+    embedder), in batches on ``placement`` (where ``model`` is)."""
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not norms:
         return
@@ -108,8 +111,9 @@ def recompute_batchnorm(model: nn.Module, samples: torch.Tensor, inputs=None, ba
         m.momentum = None  # cumulative average over the batches
         m.train()
     for start in range(0, len(samples), batch_size):
-        x = as_unit(samples[start:start + batch_size])
-        model(x if inputs is None else inputs(x))
+        x = as_unit(samples[start:start + batch_size].to(placement.device))
+        with placement.autocast():
+            model(x if inputs is None else inputs(x))
     for m, momentum in zip(norms, momenta):
         m.momentum = momentum
     model.train(was_training)
@@ -118,31 +122,38 @@ def recompute_batchnorm(model: nn.Module, samples: torch.Tensor, inputs=None, ba
 def train_classifier(model: Classifier, samples: torch.Tensor, labels: torch.Tensor, mode: str = "linear",
                      unlabeled: torch.Tensor | None = None, steps: int = 300, batch_size: int = 64,
                      lr: float | None = None, threshold: float = 0.95, unlabeled_ratio: int = 7,
-                     unlabeled_weight: float = 1.0, seed: int = 0, modality: str = "image") -> dict:
+                     unlabeled_weight: float = 1.0, seed: int = 0, modality: str = "image",
+                     placement: Placement = CPU) -> dict:
     """Train ``model`` on raw samples ``samples`` (uint8 samples, float tables or series) with
     ``labels``; with ``unlabeled`` samples, FixMatch. ``linear``: only the head learns, the
-    backbone stays in eval mode. ``modality``: whose FixMatch views to use."""
+    backbone stays in eval mode. ``modality``: whose FixMatch views to use. ``placement``: the
+    device the model moves to and trains on (batches go there), and its autocast."""
     if mode not in MODES:
         raise ConfigError(f"mode={mode!r}: expected one of {', '.join(MODES)}")
     torch.manual_seed(seed)
     generator = seeded(seed)
+    device = placement.device
+    model.to(device)
+    labels = labels.to(device)
     weak, strong = fixmatch_views(modality, samples.shape[-1], model.mean.tolist(), model.std.tolist())
     linear = mode == "linear"
     for p in model.backbone.parameters():
         p.requires_grad_(not linear)
     everything = samples if unlabeled is None else torch.cat([samples, unlabeled])
     if linear:  # the frozen backbone's statistics on clean training samples, as the head will see them
-        recompute_batchnorm(model.backbone, everything)
+        recompute_batchnorm(model.backbone, everything, placement=placement)
 
     def logits_of(x):
-        if not linear:
-            return model(x)
-        with torch.no_grad():  # no graph through the frozen backbone
-            features = model.embed(x)
-        return model.head(features)
+        with placement.autocast():
+            if not linear:
+                return model(x).float()
+            with torch.no_grad():  # no graph through the frozen backbone
+                features = model.embed(x)
+            return model.head(features).float()
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=lr or (1e-2 if linear else 1e-3), weight_decay=5e-4)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: math.cos(7 * math.pi * s / (16 * steps)))
+    scaler = torch.amp.GradScaler(device.type, enabled=placement.dtype == torch.float16)
     batch = min(batch_size, len(samples))
     stats = {"pseudo_labelled": 0.0}
     for step in range(steps):
@@ -150,11 +161,11 @@ def train_classifier(model: Classifier, samples: torch.Tensor, labels: torch.Ten
         if linear:
             model.backbone.eval()
         rows = torch.randint(len(samples), (batch,), generator=generator)
-        x = weak(samples[rows], generator)
+        x = weak(samples[rows].to(device), generator)
         if unlabeled is None:
             loss = F.cross_entropy(logits_of(x), labels[rows])
         else:
-            u = unlabeled[torch.randint(len(unlabeled), (batch * unlabeled_ratio,), generator=generator)]
+            u = unlabeled[torch.randint(len(unlabeled), (batch * unlabeled_ratio,), generator=generator)].to(device)
             u_weak, u_strong = weak(u, generator), strong(u, generator)
             logits = logits_of(torch.cat([x, u_weak, u_strong]))  # one batch, as FixMatch, for BatchNorm
             logits_x, logits_weak, logits_strong = logits.split([len(x), len(u), len(u)])
@@ -164,24 +175,30 @@ def train_classifier(model: Classifier, samples: torch.Tensor, labels: torch.Ten
             loss = F.cross_entropy(logits_x, labels[rows]) + unlabeled_weight * unsupervised
             stats["pseudo_labelled"] = float(mask.mean())
         optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
         schedule.step()
     for p in model.parameters():
         p.requires_grad_(True)
     model.eval()
     if not linear:  # the running averages were collected on augmented views
-        recompute_batchnorm(model.backbone, everything)
-    recompute_batchnorm(model.head, everything, model.embed)
+        recompute_batchnorm(model.backbone, everything, placement=placement)
+    recompute_batchnorm(model.head, everything, model.embed, placement=placement)
     stats["final_loss"] = loss.item()
     return stats
 
 
 @torch.no_grad()
-def predict(model: nn.Module, samples: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+def predict(model: nn.Module, samples: torch.Tensor, batch_size: int = 512, placement: Placement = CPU) -> torch.Tensor:
+    """Class indices of raw ``samples``, in batches on ``placement`` (the model is moved there)."""
     model.eval()
-    return torch.cat([model(as_unit(samples[s:s + batch_size])).argmax(dim=1)
-                      for s in range(0, len(samples), batch_size)])
+    runner = placement.parallel(model)
+    predictions = []
+    for s in range(0, len(samples), batch_size):
+        with placement.autocast():
+            predictions.append(runner(as_unit(samples[s:s + batch_size].to(placement.device))).argmax(dim=1).cpu())
+    return torch.cat(predictions)
 
 
 def labelled_subset(labels: np.ndarray, per_class: int, seed: int = 0) -> np.ndarray:
@@ -218,7 +235,7 @@ def save_classifier(model: Classifier, out: Path, meta: dict) -> None:
     from safetensors.torch import save_file
 
     out.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / "classifier.safetensors"))
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(out / "classifier.safetensors"))
     (out / "classifier.json").write_text(json.dumps(meta, indent=2) + "\n")
 
 
@@ -238,18 +255,31 @@ def load_classifier(path: str | os.PathLike) -> tuple[Classifier, dict]:
     return model.eval(), meta
 
 
+def classifier_placement(meta: dict, accelerator: str | None = None, devices: str | None = None) -> Placement:
+    """Where a saved classifier runs: ``accelerator``/``devices``, default the device and
+    precision its pretraining run used where this machine has it, else the CPU; one device."""
+    where = placement(accelerator, devices, trained_on=meta.get("accelerator", "cpu"),
+                      trained_precision=meta.get("precision", "32-true"), modality=meta.get("modality", "image"))
+    return Placement(where.device, where.dtype)
+
+
 def finetune(run_dir, labels, data: str | None = None, mode: str = "linear", pseudo_label: bool = False,
-             steps: int = 300, scratch: bool = False, seed: int = 0, out=None, **training) -> dict:
+             steps: int = 300, scratch: bool = False, seed: int = 0, out=None, accelerator: str | None = None,
+             devices: str | None = None, **training) -> dict:
     """Train a classifier from the run's backbone with few labels and report its accuracy
     on the data's fixed 20% holdout. ``labels``: an int (that many labelled samples per
     class drawn from the data's own labels, the rest of the training part unlabelled) or
     a CSV file of ``id,label`` lines. ``scratch``: also train the same network from
     random weights (full fine-tuning, labels only) for comparison. ``out``: write the
     classifier (``classifier.safetensors`` + ``classifier.json``) there. ``training``:
-    further options of ``train_classifier`` (batch_size, lr, threshold, unlabeled_ratio)."""
-    from selfsup.train.run import build_method, load_run
+    further options of ``train_classifier`` (batch_size, lr, threshold, unlabeled_ratio).
+    Trains on ``accelerator``/``devices`` (default: the run's device and precision where this
+    machine has it, else the CPU)."""
+    from selfsup.tasks.common import open_run
+    from selfsup.train.run import build_method
 
-    config, method = load_run(run_dir)
+    config, method, where = open_run(run_dir, accelerator, devices)
+    where = Placement(where.device, where.dtype)  # one device: training does not split batches
     source = open_run_source(data or config.data, config)
     train, test = holdout_split(source, 0.2, seed=0)
     if isinstance(labels, int) or str(labels).isdigit():
@@ -265,19 +295,21 @@ def finetune(run_dir, labels, data: str | None = None, mode: str = "linear", pse
     result = {"mode": mode, "pseudo_label": pseudo_label, "labelled": len(picked), "steps": steps}
     model = Classifier(method.backbone, len(classes), config.mean, config.std)
     result["train"] = train_classifier(model, samples, targets, mode, train.samples[unlabeled] if pseudo_label else None,
-                                       steps, seed=seed, modality=source.modality, **training)
+                                       steps, seed=seed, modality=source.modality, placement=where, **training)
     if test is not None and test.labels is not None and source.classes == classes:
-        result["test_accuracy"] = float((predict(model, test.samples) == test.labels).float().mean())
+        result["test_accuracy"] = float((predict(model, test.samples, placement=where) == test.labels).float().mean())
         if scratch:
             fresh = Classifier(build_method(config).backbone, len(classes), config.mean, config.std)
             scratch_options = {k: v for k, v in training.items() if k in ("batch_size", "lr")}
             train_classifier(fresh, samples, targets, "full", None, steps, seed=seed, modality=source.modality,
-                             **scratch_options)
-            result["scratch_test_accuracy"] = float((predict(fresh, test.samples) == test.labels).float().mean())
+                             placement=where, **scratch_options)
+            result["scratch_test_accuracy"] = float((predict(fresh, test.samples, placement=where)
+                                                     == test.labels).float().mean())
     if out is not None:
         save_classifier(model, Path(out), {
             "run": str(run_dir), "data": data or config.data, "classes": list(classes),
             "backbone": config.backbone, "small_stem": config.small_stem, "image_size": config.image_size,
             "modality": source.modality, "input_shape": config.input_shape, "label_column": config.label_column,
+            "accelerator": config.accelerator, "precision": config.precision,
             "mean": list(config.mean), "std": list(config.std), **{k: v for k, v in result.items() if k != "train"}})
     return result

@@ -83,7 +83,7 @@ class NeighborIndex:
         return index
 
 
-def _queries(query: str | None, searcher: NeighborIndex, run_or_file) -> Embedded:
+def _queries(query: str | None, searcher: NeighborIndex, run_or_file, accelerator=None, devices=None) -> Embedded:
     """``query``: None (every indexed sample), comma-separated ids of indexed samples, or a
     data source embedded with the same run."""
     lookup = {sample_id: i for i, sample_id in enumerate(searcher.ids_)}
@@ -91,24 +91,26 @@ def _queries(query: str | None, searcher: NeighborIndex, run_or_file) -> Embedde
     if all(q in lookup for q in wanted):  # the index stores the (normalised) embeddings
         return Embedded(np.stack([searcher.index_.reconstruct(lookup[q]) for q in wanted]), wanted)
     if "," not in query and not Path(run_or_file).is_file() and (Path(query).exists() or query in BUILTIN_DATASETS):
-        return load_embeddings(run_or_file, query)
+        return load_embeddings(run_or_file, query, accelerator, devices)
     missing = next(q for q in wanted if q not in lookup)
     raise DataError(f"query={missing!r}: not a sample id of the data, nor a data source")
 
 
 def neighbors(run_or_file, data: str | None = None, query: str | None = None, k: int = 10,
-              index: str | os.PathLike | None = None, kind: str = "auto", out=None) -> list[tuple]:
+              index: str | os.PathLike | None = None, kind: str = "auto", out=None,
+              accelerator: str | None = None, devices: str | None = None) -> list[tuple]:
     """Rows ``(query_id, rank, neighbour_id, similarity)``: the ``k`` most similar samples of
     ``data`` for each query. With ``index`` a saved index is reused if the file exists,
-    else the new one is saved there. ``out``: also write the rows as a TSV file."""
+    else the new one is saved there. ``out``: also write the rows as a TSV file.
+    ``accelerator``/``devices``: where a run embeds (default: the run's, else CPU)."""
     if index is not None and Path(index).is_file():
         searcher = NeighborIndex.load(index)
     else:
-        base = load_embeddings(run_or_file, data)
+        base = load_embeddings(run_or_file, data, accelerator, devices)
         searcher = NeighborIndex(kind).fit(base.embeddings, base.ids)
         if index is not None:
             searcher.save(index)
-    queries = _queries(query, searcher, run_or_file)
+    queries = _queries(query, searcher, run_or_file, accelerator, devices)
     similarities, positions = searcher.search(queries.embeddings, k)
     rows = [(queries.ids[q], rank + 1, searcher.ids_[p], float(s))
             for q in range(len(queries)) for rank, (p, s) in enumerate(zip(positions[q], similarities[q]))

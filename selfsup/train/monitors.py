@@ -17,6 +17,7 @@ import lightning as L
 import torch
 
 from selfsup.evaluate.monitors import alignment, label_free_monitors
+from selfsup.devices import Placement
 from selfsup.evaluate.protocols import embed_images
 
 
@@ -30,15 +31,17 @@ def is_collapsed(monitors: dict, dim: int, rank_floor: float = 2.0, std_fraction
 
 class RepresentationMonitor(L.Callback):
     def __init__(self, images: torch.Tensor, mean, std, recipe, seed: int, samples: int = 1024,
-                 stop_on_collapse: bool = False):
+                 stop_on_collapse: bool = False, dtype: torch.dtype | None = None):
         self.images = images[:samples]
         self.mean, self.std, self.recipe, self.seed = mean, std, recipe, seed
         self.stop_on_collapse = stop_on_collapse
+        self.dtype = dtype  # autocast of the monitors' forward passes (None: float32)
         self.collapsed_at: int | None = None
 
     @torch.no_grad()
     def measure(self, backbone: torch.nn.Module, device) -> dict:
-        z = embed_images(backbone, self.images, self.mean, self.std, device=device)
+        where = Placement(torch.device(device), self.dtype)
+        z = embed_images(backbone, self.images, self.mean, self.std, placement=where)
         images = self.images.to(device)
         views = self.recipe(images, torch.Generator().manual_seed(self.seed), self.mean, self.std)
         if len(views) < 2:  # one-view recipes (RotNet, MAE): a second, independent augmentation
@@ -46,7 +49,8 @@ class RepresentationMonitor(L.Callback):
         was_training = backbone.training
         backbone.eval()
         try:
-            z1, z2 = (backbone(v).float().cpu() for v in views[:2])
+            with where.autocast():
+                z1, z2 = (backbone(v).float().cpu() for v in views[:2])
         finally:
             backbone.train(was_training)
         monitors = label_free_monitors(z)

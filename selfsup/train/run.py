@@ -23,11 +23,13 @@ from selfsup import augment, backbones, methods
 from selfsup.config import ConfigError, PretrainConfig, validate
 from selfsup.data import ImageSource, holdout_split
 from selfsup.data.cache import open_cached
+from selfsup.devices import (Placement, check_accelerator, concrete_accelerator, default_precision,
+                             device_count, placement, training_device)
 from selfsup.evaluate.protocols import embed_splits, evaluate_embeddings
 from selfsup.train.checkpoint import CheckpointError, SafeCheckpointIO, load_checkpoint, load_weights
 from selfsup.train.monitors import RepresentationMonitor
 from selfsup.train.sync_batchnorm import convert_batchnorm
-from selfsup.train.speed import apply_speed_switches, default_channels_last, default_precision, keep_freed_memory
+from selfsup.train.speed import apply_speed_switches, default_channels_last, keep_freed_memory
 from selfsup.train.module import DivergenceError, EpochCheckpoint, JsonlLogger, PretrainModule, train_loader
 
 DEFAULT_EPOCHS = {"digits": 30}
@@ -84,8 +86,9 @@ def resolve(config: PretrainConfig, source: ImageSource) -> PretrainConfig:
     )
     if config.channels_last is None:
         resolved["channels_last"] = default_channels_last(resolved["backbone"], source.modality)
+    resolved["accelerator"] = concrete_accelerator(config.accelerator)  # what this run used
     if config.precision == "auto":
-        resolved["precision"] = default_precision(source.modality, config.accelerator)
+        resolved["precision"] = default_precision(source.modality, resolved["accelerator"])
     for field_name, argument in METHOD_OPTIONS.items():
         if argument in signature and getattr(config, field_name) is None:
             resolved[field_name] = signature[argument].default
@@ -132,10 +135,34 @@ def _world() -> tuple[int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
 
+def under_torchrun() -> bool:
+    return "TORCHELASTIC_RUN_ID" in os.environ or int(os.environ.get("WORLD_SIZE", 1)) > 1
+
+
+def launch_command(config: PretrainConfig) -> str:
+    return (f"torchrun --standalone --nproc_per_node={device_count(config.devices, config.accelerator)} "
+            f"-m selfsup.cli pretrain ...")
+
+
+def check_processes(config: PretrainConfig) -> None:
+    """One process per device: torchrun starts them (the ``selfsup`` command does so itself
+    for ``--devices N``); a plain Python call with several devices is refused before any work."""
+    wanted = device_count(config.devices, config.accelerator)
+    if not under_torchrun():
+        if wanted > 1:
+            raise ConfigError(f"devices={config.devices}: one process per device; launch them with "
+                              f"`{launch_command(config)}` or the `selfsup pretrain --devices` command")
+        return
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+    if wanted not in (1, local):
+        raise ConfigError(f"devices={config.devices}: torchrun started {local} process(es) on this machine, "
+                          f"one device each; omit --devices or pass --devices {local}")
+
+
 def _distribution(config: PretrainConfig, world_size: int) -> dict:
     """Trainer arguments: under torchrun the processes are already there, one device each."""
     if world_size == 1:
-        return dict(devices=int(config.devices) if config.devices.isdigit() else config.devices)
+        return dict(devices=1)
     local = int(os.environ.get("LOCAL_WORLD_SIZE", world_size))
     return dict(devices=local, num_nodes=world_size // local, strategy="ddp")
 
@@ -163,6 +190,8 @@ def _check_free_space(out: Path, method: torch.nn.Module, keep: int = 2) -> None
 def pretrain(config: PretrainConfig) -> dict:
     """Train ``config.method`` on ``config.data``, evaluate it, and return the summary."""
     validate(config)
+    check_accelerator(config.accelerator, config.devices)
+    check_processes(config)
     method_options(config)
     out = Path(config.out) if config.out else default_out(config)
     last = out / "checkpoints" / "last"
@@ -207,12 +236,14 @@ def pretrain(config: PretrainConfig) -> dict:
     if config.batch_size < method.min_batch_size:
         raise ConfigError(f"batch_size={config.batch_size}: method {config.method} needs at least "
                           f"{method.min_batch_size} samples a step")
+    device = training_device(config.accelerator)
     if world_size > 1:  # normalise with the statistics of the global batch, as one process would
-        method = convert_batchnorm(method)
+        method = convert_batchnorm(method, device.type)
     method = apply_speed_switches(method, config.channels_last, config.compile)
     _check_free_space(out, method)
     mean, std = config.mean, config.std
-    baseline = _evaluate(method, train, test, mean, std, config) if rank == 0 else {}
+    where = run_placement(config)
+    baseline = _evaluate(method, train, test, mean, std, config, where) if rank == 0 else {}
 
     loader = train_loader(train.samples, config.batch_size, config.seed, rank, world_size)
     module = PretrainModule(
@@ -222,7 +253,8 @@ def pretrain(config: PretrainConfig) -> dict:
         seed=config.seed, batch_size=config.batch_size,
         labels=train.labels if method.needs_labels else None)
     monitor = RepresentationMonitor(train.samples, mean, std, recipe, config.seed,
-                                    samples=config.monitor_samples, stop_on_collapse=config.stop_on_collapse)
+                                    samples=config.monitor_samples, stop_on_collapse=config.stop_on_collapse,
+                                    dtype=where.dtype)
     resume_from = last.resolve() if config.resume and last.exists() else None
     resume_step = load_checkpoint(resume_from)["global_step"] if resume_from else None
     if rank == 0:  # made by another rank first, a slow-starting rank 0 would see an earlier run
@@ -247,7 +279,7 @@ def pretrain(config: PretrainConfig) -> dict:
     train_seconds = time.time() - fit_started
     if not trainer.is_global_zero:
         return {}
-    result = _evaluate(method, train, test, mean, std, config)
+    result = _evaluate(method, train, test, mean, std, config, where)  # on the training device again
     summary = {
         "method": config.method, "data": config.data, "epochs": config.epochs,
         "seconds": round(time.time() - started, 1),
@@ -275,8 +307,15 @@ def protocol(config: PretrainConfig) -> str:
             f"{config.holdout:.0%} holdout (seed 0) excluded from pretraining")
 
 
-def _evaluate(method, train, test, mean, std, config) -> dict:
-    train_embeddings, test_embeddings = embed_splits(method.backbone, train, test, mean, std)
+def run_placement(config: PretrainConfig, accelerator: str | None = None, devices: str | None = None) -> Placement:
+    """Where the run's model works after training: ``accelerator``/``devices`` when given, else
+    its training device (rank 0's) and precision where this machine has it, else the CPU."""
+    return placement(accelerator, devices, trained_on=config.accelerator, trained_precision=config.precision,
+                     modality="image" if config.image_size else "table")
+
+
+def _evaluate(method, train, test, mean, std, config, where: Placement) -> dict:
+    train_embeddings, test_embeddings = embed_splits(method.backbone, train, test, mean, std, where)
     return evaluate_embeddings(train_embeddings, train.labels, test_embeddings,
                                None if test is None else test.labels, knn_k=config.knn_k)
 
@@ -298,6 +337,7 @@ def load_run(run_dir: str | os.PathLike) -> tuple[PretrainConfig, methods.Method
         raise CheckpointError(f"{run_dir}: no checkpoint yet (checkpoints/last is missing)")
     method = build_method(config)
     weights = {k.removeprefix("method."): v for k, v in load_weights(last).items()}
+    apply_speed_switches(method, config.channels_last)  # the kernels the run's own evaluation used
     missing, unexpected = method.load_state_dict(weights, strict=False)
     if missing or unexpected:
         raise CheckpointError(f"{last}: weights do not match method {config.method} with backbone "

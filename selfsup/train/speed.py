@@ -5,11 +5,9 @@ channels_last made the small CNN's and ResNet-18's forward+backward 19-41% faste
 different CPUs and is on by default for convolutional image backbones (``resolve`` in
 ``train/run.py``); it picks other convolution kernels for other batch sizes, so a run split
 over processes matches one process to ~2e-5 instead of 1e-5 (the torchrun test turns it
-off). bf16 autocast is 2x faster on a CPU with bf16 units (``avx512_bf16``) and 3x slower
-on one without, so ``precision: auto`` picks it for image backbones only where
-``native_bf16`` says the device has them. ``torch.compile`` of the backbone helped the
-small CNN but costs tens of seconds up front and again for the evaluation's batch shapes,
-so it stays off.
+off). bf16 autocast (``precision: auto``) is chosen in ``selfsup.devices``. ``torch.compile``
+of the backbone helped the small CNN but costs tens of seconds up front and again for the
+evaluation's batch shapes, so it stays off.
 
 ``keep_freed_memory``: on Linux, glibc's malloc maps large blocks (a batch of 256 CIFAR
 images is 3 MB as float) on their own or trims them off the heap when freed, handing the
@@ -61,19 +59,3 @@ def keep_freed_memory() -> bool:
 def default_channels_last(backbone: str, modality: str = "image") -> bool:
     """On for convolutional image backbones (measured faster, B3); ViT tokens are 3-D."""
     return modality == "image" and not backbone.startswith("vit")
-
-
-def default_precision(modality: str = "image", accelerator: str = "cpu") -> str:
-    """What ``precision: auto`` means: bf16-mixed for image backbones where the device has
-    bf16 units (2x faster steps there, B3), else 32-true."""
-    return "bf16-mixed" if modality == "image" and native_bf16(accelerator) else "32-true"
-
-
-def native_bf16(accelerator: str = "cpu") -> bool:
-    """Whether ``accelerator`` computes bf16 in hardware: a CUDA GPU that supports it, or a
-    CPU with ``avx512_bf16`` or AMX tiles. Without them bf16 autocast is emulated, and was
-    measured 3x slower than fp32 on such a CPU (BENCHMARKS.md, B3)."""
-    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # torch.cpu's own CPU checks
-    return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)

@@ -8,7 +8,8 @@ from selfsup.cli import run
 from selfsup.config import ConfigError
 from selfsup.data import DataError
 from selfsup.tasks.adapt import configure_tent, corrupt
-from selfsup.tasks.finetune import Classifier, finetune, load_classifier, predict, recompute_batchnorm
+from selfsup.tasks.finetune import (Classifier, classifier_placement, finetune, load_classifier, predict,
+                                   recompute_batchnorm)
 
 
 # 5 labels per class; short schedule (measured on a 4-epoch run: labels only 0.72, with
@@ -42,7 +43,8 @@ def test_saved_classifier_predicts_as_trained(classifier):
 
     model, meta = load_classifier(out)
     _, test = holdout_split(open_source("digits", meta["image_size"]), 0.2, seed=0)
-    accuracy = float((predict(model, test.images) == test.labels).float().mean())
+    # where finetune evaluated it: the run's device and precision (bf16 on a CPU with bf16 units)
+    accuracy = float((predict(model, test.images, placement=classifier_placement(meta)) == test.labels).float().mean())
     assert accuracy == pytest.approx(result["test_accuracy"])
     with pytest.raises(ConfigError, match="not a classifier directory"):
         load_classifier(out.parent)

@@ -6,10 +6,11 @@ import sys
 import pytest
 import torch
 
-from selfsup import backbones, methods
+from selfsup import backbones, devices, methods
 from selfsup.config import PretrainConfig
-from selfsup.train import run, speed
-from selfsup.train.speed import apply_speed_switches, native_bf16
+from selfsup.devices import native_bf16
+from selfsup.train import run
+from selfsup.train.speed import apply_speed_switches
 
 
 def simclr():
@@ -74,7 +75,7 @@ def test_keep_freed_memory_keeps_batch_sized_blocks_in_the_heap():
 
 @pytest.mark.parametrize("native", [True, False])
 def test_auto_precision_is_bf16_for_images_only_where_the_device_has_bf16_units(native, monkeypatch):
-    monkeypatch.setattr(speed, "native_bf16", lambda accelerator: native)
+    monkeypatch.setattr(devices, "native_bf16", lambda accelerator: native)
 
     def resolved(data, **options):
         config = PretrainConfig(data=data, method="simclr", **options)

@@ -1,0 +1,153 @@
+"""Where a model runs and in which precision, for training and for everything after it.
+
+``check_accelerator`` refuses an accelerator this machine lacks before any work (one line,
+not Lightning's traceback after the data is loaded). ``default_precision`` is what
+``precision: auto`` means. A ``Placement`` is a device plus the autocast a run's model uses
+on it; every command after training (evaluation, embedding, neighbours, clustering,
+fine-tuning, adaptation, the report) embeds through one, by default on the device and in the
+precision the run was trained with, where this machine has that device, else on the CPU.
+
+bf16 autocast is 2x faster on a CPU with bf16 units (``avx512_bf16``/AMX) and 3x slower on
+one without (emulated), so ``auto`` picks it for image backbones only where ``native_bf16``
+says the device has them (BENCHMARKS.md, "Fast data path", B3).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from selfsup.config import ConfigError
+
+ACCELERATORS = ("cpu", "gpu", "cuda", "auto")
+
+
+def cuda_count() -> int:
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def concrete_accelerator(accelerator: str) -> str:
+    """``cpu`` or ``gpu`` (CUDA): what ``accelerator`` means on this machine."""
+    if accelerator == "auto":
+        return "gpu" if cuda_count() else "cpu"
+    return "gpu" if accelerator == "cuda" else accelerator
+
+
+def device_count(devices: str, accelerator: str) -> int:
+    """How many devices ``devices`` (a count, a list like ``0,1``, or ``auto``) names."""
+    devices = str(devices).strip()
+    if devices == "auto":
+        return max(1, cuda_count()) if concrete_accelerator(accelerator) == "gpu" else 1
+    if devices.isdigit():
+        return int(devices)
+    return len([d for d in devices.split(",") if d.strip()])
+
+
+def check_accelerator(accelerator: str, devices: str = "1") -> None:
+    """Raise ``ConfigError`` (one line) when ``accelerator``/``devices`` name hardware this
+    machine does not have."""
+    if accelerator not in ACCELERATORS:
+        raise ConfigError(f"accelerator={accelerator!r}: expected one of {', '.join(ACCELERATORS)}")
+    text = str(devices).strip()
+    if not (text == "auto" or text.isdigit() or all(d.strip().isdigit() for d in text.split(","))):
+        raise ConfigError(f"devices={devices!r}: expected a count, a list like 0,1, or auto")
+    if text.isdigit() and int(text) < 1:
+        raise ConfigError(f"devices={devices}: expected at least 1")
+    if concrete_accelerator(accelerator) != "gpu":
+        return
+    available = cuda_count()
+    if available == 0:
+        raise ConfigError(f"accelerator={accelerator}: no CUDA GPU is visible to PyTorch on this machine "
+                          f"(torch {torch.__version__}, CUDA build: {torch.version.cuda or 'no'}); "
+                          f"use --accelerator cpu")
+    wanted = [int(d) for d in text.split(",")] if "," in text else None
+    if wanted is not None and max(wanted) >= available:
+        raise ConfigError(f"devices={devices}: this machine has {available} GPU(s), numbered 0 to {available - 1}")
+    if wanted is None and device_count(text, accelerator) > available:
+        raise ConfigError(f"devices={devices}: this machine has {available} GPU(s)")
+
+
+def native_bf16(accelerator: str = "cpu") -> bool:
+    """Whether ``accelerator`` computes bf16 in hardware: a CUDA GPU that supports it, or a
+    CPU with ``avx512_bf16`` or AMX tiles. Without them bf16 autocast is emulated, and was
+    measured 3x slower than fp32 on such a CPU (BENCHMARKS.md, B3)."""
+    if concrete_accelerator(accelerator) == "gpu":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # torch.cpu's own CPU checks
+    return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
+
+
+def default_precision(modality: str = "image", accelerator: str = "cpu") -> str:
+    """What ``precision: auto`` means: bf16-mixed for image backbones where the device has
+    bf16 units (2x faster steps there, B3), else 32-true."""
+    return "bf16-mixed" if modality == "image" and native_bf16(accelerator) else "32-true"
+
+
+def local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", 0))
+
+
+def training_device(accelerator: str) -> torch.device:
+    """The device this process trains on: its local GPU under torchrun, else the CPU."""
+    if concrete_accelerator(accelerator) == "gpu":
+        return torch.device("cuda", local_rank())
+    return torch.device("cpu")
+
+
+AUTOCAST = {"bf16-mixed": torch.bfloat16, "bf16-true": torch.bfloat16, "16-mixed": torch.float16,
+            "16-true": torch.float16}
+
+
+@dataclass(frozen=True)
+class Placement:
+    """A device (the first of ``devices`` when several GPUs share inference) and the
+    autocast dtype of the model's forward there (None: float32)."""
+
+    device: torch.device
+    dtype: torch.dtype | None = None
+    devices: tuple[int, ...] = ()  # CUDA device ids that split inference batches (DataParallel)
+
+    def autocast(self):
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def parallel(self, model: nn.Module) -> nn.Module:
+        """``model`` on the device; split over ``devices`` for inference when several."""
+        model = model.to(self.device)
+        return nn.DataParallel(model, device_ids=list(self.devices)) if len(self.devices) > 1 else model
+
+    def __str__(self) -> str:
+        where = f"cuda:{','.join(map(str, self.devices))}" if len(self.devices) > 1 else str(self.device)
+        return f"{where}, {'float32' if self.dtype is None else str(self.dtype).removeprefix('torch.')}"
+
+
+CPU = Placement(torch.device("cpu"))
+
+
+def placement(accelerator: str | None = None, devices: str | None = None, *, trained_on: str = "cpu",
+              trained_precision: str = "32-true", modality: str = "image") -> Placement:
+    """Where a trained model runs after training. ``accelerator`` None: the one it was
+    trained on (``trained_on``) when this machine has it, else the CPU. The precision is the
+    training's on the same kind of device, else what ``auto`` picks for the device."""
+    explicit = accelerator is not None
+    accelerator = accelerator or trained_on
+    if not explicit and concrete_accelerator(accelerator) == "gpu" and not cuda_count():
+        accelerator = "cpu"  # trained on a GPU, used on a machine without one
+    devices = "1" if devices is None else str(devices)
+    check_accelerator(accelerator, devices)
+    kind = concrete_accelerator(accelerator)
+    same_kind = kind == concrete_accelerator(trained_on)
+    precision = trained_precision if same_kind else default_precision(modality, kind)
+    if precision == "auto":
+        precision = default_precision(modality, kind)
+    if kind != "gpu":
+        dtype = AUTOCAST.get(precision)
+        return Placement(torch.device("cpu"), dtype if dtype == torch.bfloat16 and native_bf16("cpu") else None)
+    text = devices.strip()
+    ids = tuple(int(d) for d in text.split(",")) if "," in text else tuple(range(device_count(text, kind)))
+    return Placement(torch.device("cuda", ids[0]), AUTOCAST.get(precision), ids)

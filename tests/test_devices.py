@@ -1,0 +1,102 @@
+"""Accelerator checks before any work, and where a trained model runs afterwards."""
+
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from selfsup import devices
+from selfsup.config import ConfigError, PretrainConfig
+from selfsup.devices import CPU, Placement, check_accelerator, placement
+from selfsup.evaluate.protocols import embed_images
+from selfsup.train import pretrain
+
+no_gpu = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+
+
+@no_gpu
+@pytest.mark.parametrize("accelerator", ["gpu", "cuda"])
+def test_a_gpu_this_machine_lacks_is_refused(accelerator):
+    with pytest.raises(ConfigError, match=f"accelerator={accelerator}: no CUDA GPU"):
+        check_accelerator(accelerator)
+
+
+@pytest.mark.parametrize("accelerator, count, message", [
+    ("tpu", "1", "accelerator='tpu': expected one of"),
+    ("cpu", "two", "devices='two': expected a count"),
+    ("cpu", "0", "devices=0: expected at least 1"),
+])
+def test_bad_accelerator_or_devices_names_the_value(accelerator, count, message):
+    with pytest.raises(ConfigError, match=message):
+        check_accelerator(accelerator, count)
+
+
+@no_gpu
+@pytest.mark.parametrize("command", [
+    ["pretrain", "--data", "digits", "--accelerator", "gpu"],
+    ["pretrain", "--data", "digits", "--accelerator", "gpu", "--devices", "2"],
+    ["embed", "no-such-run", "--out", "x.npy", "--accelerator", "gpu"],
+])
+def test_cli_refuses_a_missing_gpu_in_one_line_before_any_work(command, tmp_path):
+    started = time.time()
+    done = subprocess.run([sys.executable, "-m", "selfsup.cli", *command], capture_output=True, text=True,
+                          cwd=tmp_path)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("selfsup: error: accelerator=gpu: no CUDA GPU"), done.stderr
+    assert not (tmp_path / "runs").exists()  # nothing was written
+    assert time.time() - started < 60  # no data loaded, no Lightning start-up (13 s before)
+
+
+def test_several_devices_from_python_are_refused_with_the_torchrun_command(tmp_path):
+    with pytest.raises(ConfigError, match=r"devices=2: one process per device; launch them with "
+                                          r"`torchrun --standalone --nproc_per_node=2"):
+        pretrain(PretrainConfig(data="digits", devices="2", out=str(tmp_path / "run")))
+    assert not (tmp_path / "run").exists()
+
+
+@no_gpu
+def test_a_run_trained_on_a_gpu_is_used_on_the_cpu_here():
+    where = placement(trained_on="gpu", trained_precision="bf16-mixed")
+    assert where.device == torch.device("cpu")
+    assert where.dtype == (torch.bfloat16 if devices.native_bf16("cpu") else None)  # auto's choice here
+    with pytest.raises(ConfigError, match="no CUDA GPU"):  # asked for explicitly: refused
+        placement("gpu", trained_on="gpu")
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_placement_keeps_the_runs_precision_on_the_same_kind_of_device(native, monkeypatch):
+    monkeypatch.setattr(devices, "native_bf16", lambda accelerator="cpu": native)
+    assert placement(trained_precision="32-true").dtype is None
+    # bf16 where the CPU computes it in hardware; emulated bf16 was 3x slower (B3)
+    assert placement(trained_precision="bf16-mixed").dtype == (torch.bfloat16 if native else None)
+    assert placement(trained_precision="16-mixed").dtype is None  # no fp16 autocast on CPUs
+
+
+class Recorder(torch.nn.Module):
+    """A linear map that records the dtype of what it computed in."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(12, 4)
+        self.seen = []
+
+    def forward(self, x):
+        out = self.linear(x.flatten(1))
+        self.seen.append(out.dtype)
+        return out
+
+
+def test_embedding_runs_in_batches_under_the_placements_autocast():
+    torch.manual_seed(0)
+    samples = torch.randint(0, 256, (10, 3, 2, 2), dtype=torch.uint8)
+    model = Recorder()
+    exact = embed_images(model, samples, [0.5] * 3, [0.25] * 3, batch_size=4, placement=CPU)
+    assert model.seen == [torch.float32] * 3  # 10 samples in batches of 4
+    model.seen.clear()
+    bf16 = embed_images(model, samples, [0.5] * 3, [0.25] * 3, batch_size=4,
+                        placement=Placement(torch.device("cpu"), torch.bfloat16))
+    assert model.seen == [torch.bfloat16] * 3 and bf16.dtype == torch.float32
+    assert torch.allclose(bf16, exact, rtol=2e-2, atol=2e-2) and not torch.equal(bf16, exact)
