@@ -59,6 +59,9 @@ class PretrainConfig:
     channels_last: bool | None = option(None, "channels_last memory format for the network (default: on for "
                                               "convolutional image backbones, whose CPU steps it made 24-41 percent "
                                               "faster; 2 processes then match 1 only to ~2e-5)")
+    sync_batchnorm: bool = option(True, "with several processes, BatchNorm normalises with the statistics of the "
+                                        "global batch, as one process would (SimCLR's global BN); off: each "
+                                        "process's own, fewer synchronisations but not what 1 process computes")
     compile: bool = option(False, "torch.compile the backbone (faster steps after a compile of tens of seconds)")
     keep_freed_memory: bool = option(True, "keep freed memory for reuse instead of returning it to the kernel "
                                            "(glibc; measured 2.8x faster augmentation, 21 percent faster CPU steps; "

@@ -237,7 +237,7 @@ def pretrain(config: PretrainConfig) -> dict:
         raise ConfigError(f"batch_size={config.batch_size}: method {config.method} needs at least "
                           f"{method.min_batch_size} samples a step")
     device = training_device(config.accelerator)
-    if world_size > 1:  # normalise with the statistics of the global batch, as one process would
+    if world_size > 1 and config.sync_batchnorm:  # the statistics of the global batch, as one process
         method = convert_batchnorm(method, device.type)
     method = apply_speed_switches(method, config.channels_last, config.compile)
     _check_free_space(out, method)

@@ -37,32 +37,34 @@ def test_gathered_nt_xent_equals_single_process():
     assert torch.allclose(torch.cat([r[2] for r in results]), b.grad, atol=1e-6)
 
 
-def _batchnorm_part(rank, world_size, x, state):
-    bn = convert_batchnorm(nn.Sequential(nn.BatchNorm2d(3)))
+def _batchnorm_part(rank, world_size, x, state, affine):
+    bn = convert_batchnorm(nn.Sequential(nn.BatchNorm2d(3, affine=affine)))
     bn.load_state_dict(state)
     n = len(x) // world_size
     mine = x[rank * n:(rank + 1) * n].clone().requires_grad_(True)
     out = bn(mine)
     (out.square().sum() / len(x)).backward()
-    return out.detach(), mine.grad, bn[0].running_var.clone(), bn[0].weight.grad
+    return out.detach(), mine.grad, bn[0].running_var.clone(), bn[0].weight.grad if affine else None
 
 
-def test_global_batchnorm_equals_batchnorm_on_the_whole_batch():
+@pytest.mark.parametrize("affine", [True, False])
+def test_global_batchnorm_equals_batchnorm_on_the_whole_batch(affine):
     torch.manual_seed(0)
     x = torch.randn(8, 3, 4, 4) * 3 + 1
-    reference = nn.Sequential(nn.BatchNorm2d(3))
-    with torch.no_grad():
-        reference[0].weight.uniform_(0.5, 1.5)
+    reference = nn.Sequential(nn.BatchNorm2d(3, affine=affine))
+    if affine:
+        with torch.no_grad():
+            reference[0].weight.uniform_(0.5, 1.5)
     state = {k: v.clone() for k, v in reference.state_dict().items()}
-    results = run_in_processes(_batchnorm_part, x, state)
+    results = run_in_processes(_batchnorm_part, x, state, affine)
     xr = x.clone().requires_grad_(True)
     out = reference(xr)
     (out.square().sum() / len(x)).backward()
     assert torch.allclose(torch.cat([r[0] for r in results]), out, atol=1e-5)
     assert torch.allclose(torch.cat([r[1] for r in results]), xr.grad, atol=1e-5)
     assert torch.allclose(results[0][2], reference[0].running_var, atol=1e-5)
-    # each rank holds its part of the weight gradient; DDP sums (averages) them
-    assert torch.allclose(results[0][3] + results[1][3], reference[0].weight.grad, atol=1e-5)
+    if affine:  # each rank holds its part of the weight gradient; DDP sums (averages) them
+        assert torch.allclose(results[0][3] + results[1][3], reference[0].weight.grad, atol=1e-5)
 
 
 def _bf16_batchnorm_part(rank, world_size, x, momentum):

@@ -45,8 +45,8 @@ def test_stop_on_collapse_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     real = RepresentationMonitor.measure
     epochs_seen = []
 
-    def collapses_at_epoch_two(self, backbone, device):
-        monitors = real(self, backbone, device)
+    def collapses_at_epoch_two(self, backbone, device, *world):
+        monitors = real(self, backbone, device, *world)
         epochs_seen.append(len(epochs_seen) + 1)
         if len(epochs_seen) >= 2:
             monitors.update(rankme=1.0, embedding_std=0.0)
@@ -67,3 +67,24 @@ def test_monitor_handles_one_view_recipes():
     images = torch.randint(0, 256, (64, 3, 16, 16), dtype=torch.uint8)
     monitor = RepresentationMonitor(images, [0.5] * 3, [0.25] * 3, augment.create("rotnet", 16), seed=0)
     assert monitor.measure(Spread(), "cpu")["alignment"] > 0
+
+
+def _measure_part(rank, world_size, images, state):
+    backbone = Spread()
+    backbone.load_state_dict(state)
+    return monitor_for(images).measure(backbone, "cpu", rank, world_size)
+
+
+@pytest.mark.parametrize("world_size", [2, 3])
+def test_processes_split_the_monitors_and_get_what_one_process_gets(world_size):
+    """Each process embeds its slice of the buffer (201 rows: uneven slices), views drawn as
+    one process draws them; the gathered numbers are those of one process."""
+    from tests.gloo import run_in_processes
+
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (201, 3, 16, 16), dtype=torch.uint8)
+    backbone = Spread()
+    expected = monitor_for(images).measure(backbone, "cpu")
+    for result in run_in_processes(_measure_part, images, backbone.state_dict(), world_size=world_size):
+        for name in ("rankme", "uniformity", "embedding_std", "alignment"):
+            assert result[name] == pytest.approx(expected[name], rel=1e-5), name
