@@ -12,9 +12,8 @@ from pathlib import Path
 
 import yaml
 
-
-class ConfigError(ValueError):
-    """An option has a value that is not allowed; the message names field, value and rule."""
+from selfsup.atomic import write_text
+from selfsup.errors import ConfigError
 
 
 def option(default, help: str, **metadata):
@@ -84,9 +83,7 @@ class PretrainConfig:
         return dataclasses.asdict(self)
 
     def save(self, path: Path) -> None:
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
-        temporary.replace(path)
+        write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
 
     @classmethod
     def load(cls, path: Path) -> "PretrainConfig":

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from selfsup.config import ConfigError
+from selfsup.errors import ConfigError
 
 ACCELERATORS = ("cpu", "gpu", "cuda", "auto")
 

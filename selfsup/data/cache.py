@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from selfsup.atomic import atomic_path
 from selfsup.data.sources import BUILTIN_DATASETS, ImageSource, image_files, load_folder_source, open_source
 
 INDEX = "index.json"
@@ -114,12 +115,5 @@ def _write(where: Path, expected: dict, source: ImageSource) -> None:
 
 
 def _atomic(path: Path, write) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(temporary, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    with atomic_path(path) as temporary, open(temporary, "wb") as f:
+        write(f)

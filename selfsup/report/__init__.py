@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from selfsup.atomic import write_text
+
 MAP_SAMPLES = 1500
 QUERIES, NEIGHBOURS = 6, 8
 
@@ -165,7 +167,5 @@ img.plot {{ max-width: 100%; }}
 </body></html>
 """
     path = run_dir / "report.html"
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(page)
-    temporary.replace(path)
+    write_text(path, page)
     return path

@@ -20,6 +20,7 @@ import lightning as L
 import torch
 
 from selfsup import augment, backbones, methods
+from selfsup.atomic import write_text
 from selfsup.config import ConfigError, PretrainConfig, validate
 from selfsup.data import ImageSource, holdout_split
 from selfsup.data.cache import open_cached
@@ -321,9 +322,7 @@ def _evaluate(method, train, test, mean, std, config, where: Placement) -> dict:
 
 
 def write_json(path: Path, value) -> None:
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(value, indent=2) + "\n")
-    temporary.replace(path)
+    write_text(path, json.dumps(value, indent=2) + "\n")
 
 
 def load_run(run_dir: str | os.PathLike) -> tuple[PretrainConfig, methods.Method]:
