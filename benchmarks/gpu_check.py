@@ -47,7 +47,7 @@ from augment_throughput import MEAN, STD, torchvision_transform  # noqa: E402
 
 from selfsup import augment, backbones, methods  # noqa: E402
 from selfsup.devices import native_bf16  # noqa: E402
-from selfsup.train.optim import create_optimizer  # noqa: E402
+from selfsup.methods.optim import create_optimizer  # noqa: E402
 from selfsup.train.speed import apply_speed_switches, keep_freed_memory  # noqa: E402
 
 

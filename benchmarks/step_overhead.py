@@ -32,7 +32,7 @@ WAIT_POLICY = os.environ.get("OMP_WAIT_POLICY", "default")
 import torch  # noqa: E402
 
 from selfsup import augment, backbones, methods
-from selfsup.train.optim import create_optimizer
+from selfsup.methods.optim import create_optimizer
 from selfsup.devices import default_precision
 from selfsup.train.speed import apply_speed_switches, default_channels_last, keep_freed_memory
 

@@ -34,7 +34,7 @@ from selfsup.augment.ops import normalize
 from selfsup.config import PretrainConfig
 from selfsup.evaluate.protocols import knn_predict, rankme
 from selfsup.train.module import EpochBatches, derived_seed
-from selfsup.train.optim import create_optimizer, warmup_cosine
+from selfsup.methods.optim import create_optimizer, warmup_cosine
 from selfsup.train.run import prepare_data
 
 

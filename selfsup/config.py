@@ -130,7 +130,7 @@ def _check(condition: bool, name: str, value, rule: str) -> None:
 def validate(config: PretrainConfig) -> None:
     """Raise ``ConfigError`` naming the first field whose value is not allowed."""
     from selfsup import backbones, methods
-    from selfsup.train.optim import OPTIMIZERS
+    from selfsup.methods.optim import OPTIMIZERS
 
     types = {f.name: f.type for f in dataclasses.fields(PretrainConfig)}
     for name, declared in types.items():

@@ -22,7 +22,7 @@ from selfsup.augment import Recipe
 from selfsup.augment.ops import SliceDraws
 from selfsup.methods import Method
 from selfsup.train.checkpoint import link_last, remove_stale_temporaries
-from selfsup.train.optim import create_optimizer, warmup_cosine
+from selfsup.methods.optim import create_optimizer, warmup_cosine
 
 
 def derived_seed(*parts: int) -> int:
