@@ -272,7 +272,7 @@ def overhead(images: torch.Tensor, calls: int, dtype) -> dict:
 def cifar_run(data: str, epochs: int, accelerator: str, image_size: int | None, out: Path,
               backbone: str = "resnet18") -> dict:
     from selfsup.config import PretrainConfig
-    from selfsup.train import pretrain
+    from selfsup.tasks import pretrain
 
     started = time.perf_counter()
     with warnings.catch_warnings():

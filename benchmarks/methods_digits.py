@@ -16,7 +16,7 @@ import warnings
 
 from selfsup.config import PretrainConfig
 from selfsup.methods import METHODS
-from selfsup.train import pretrain
+from selfsup.tasks import pretrain
 
 KEYS = ("knn_top1", "baseline_knn_top1", "linear_top1", "rankme", "seconds")
 

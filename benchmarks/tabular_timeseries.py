@@ -23,7 +23,7 @@ from selfsup.config import PretrainConfig
 from selfsup.data import model_input
 from selfsup.evaluate.protocols import evaluate_embeddings
 from selfsup.tasks.finetune import finetune
-from selfsup.train import pretrain
+from selfsup.tasks import pretrain
 from selfsup.train.run import prepare_data
 
 # (data, method, options): budgets chosen to keep each run within about a minute on a CPU

@@ -110,7 +110,7 @@ def run(argv: list[str] | None = None) -> int:
 
         check_accelerator(args["accelerator"] or "cpu", args["devices"] or "1")  # before loading anything
     if command == "pretrain":
-        from selfsup.train import pretrain
+        from selfsup.tasks import pretrain
 
         values = {}
         if "config" in args:
@@ -133,7 +133,7 @@ def run(argv: list[str] | None = None) -> int:
         rows = embed_run(args["run"], args["data"], args["out"], args["accelerator"], args["devices"])
         print(f"wrote {rows} embeddings to {args['out']}")
     elif command == "benchmark":
-        from selfsup.evaluate.benchmark import benchmark
+        from selfsup.tasks.benchmark import benchmark
 
         shared = {k: args[k] for k in ("backbone", "batch_size", "image_size", "seed") if args[k] is not None}
         benchmark([m for m in args["methods"].split(",") if m], args["data"], args["epochs"], args["out"],
@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> None:
 
     warnings.simplefilter("default")
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
-    # every process measures the same monitors (selfsup.train.monitors): nothing to synchronise
+    # every process measures the same monitors (selfsup.evaluate.monitoring): nothing to synchronise
     warnings.filterwarnings("ignore", message=r".*when logging on epoch level in distributed setting.*")
     warnings.filterwarnings("ignore", message=r".*torch.distributed.nn.functional.\w+ is deprecated.*")
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)

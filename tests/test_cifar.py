@@ -9,7 +9,7 @@ import torch
 
 from selfsup.config import PretrainConfig
 from selfsup.data import open_source
-from selfsup.train import pretrain
+from selfsup.tasks import pretrain
 
 ARCHIVE = Path(os.environ.get("SELFSUP_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data")) \
     / "cifar10-jpg.tar.gz"

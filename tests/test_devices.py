@@ -11,7 +11,7 @@ from selfsup import devices
 from selfsup.config import ConfigError, PretrainConfig
 from selfsup.devices import CPU, Placement, check_accelerator, placement
 from selfsup.evaluate.protocols import embed_images
-from selfsup.train import pretrain
+from selfsup.tasks import pretrain
 
 no_gpu = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 

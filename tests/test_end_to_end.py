@@ -16,7 +16,8 @@ from selfsup.cli import run
 from selfsup.config import PretrainConfig
 from selfsup.evaluate.run import evaluate_run
 from selfsup.tasks import embed_run
-from selfsup.train import load_run, pretrain
+from selfsup.runs import load_run
+from selfsup.tasks import pretrain
 from selfsup.train.checkpoint import load_checkpoint, load_weights
 
 # Margins come from measured runs (README, "Results"): with this budget SimCLR gained

@@ -22,7 +22,7 @@ from selfsup.config import ConfigError, PretrainConfig
 from selfsup.data import DataError, holdout_split, open_source
 from selfsup.data.timeseries import aeon_data_dir
 from selfsup.evaluate.protocols import embed_splits, evaluate_embeddings
-from selfsup.train import pretrain
+from selfsup.tasks import pretrain
 
 
 def needs_aeon():

@@ -8,7 +8,7 @@ import os
 from selfsup.config import ConfigError
 from selfsup.evaluate.protocols import embed_splits, evaluate_embeddings
 from selfsup.evaluate.suite import evaluate_all
-from selfsup.train.run import build_method, load_run, prepare_data, protocol, run_placement
+from selfsup.runs import Run
 
 
 def evaluate_run(run_dir: str | os.PathLike, data: str | None = None, knn_k: int | None = None,
@@ -18,16 +18,17 @@ def evaluate_run(run_dir: str | os.PathLike, data: str | None = None, knn_k: int
     with ``full``, every protocol of ``evaluate_all`` for both as well. Embeds on
     ``accelerator``/``devices`` (default: the run's device and precision where this machine
     has it, else the CPU)."""
-    config, method = load_run(run_dir)
-    where = run_placement(config, accelerator, devices)
-    config = dataclasses.replace(config, data=data or config.data, knn_k=knn_k or config.knn_k)
-    source, train, test = prepare_data(config)
+    run = Run(run_dir)
+    method = run.method()
+    where = run.placement(accelerator, devices)
+    config = dataclasses.replace(run.config, data=data or run.config.data, knn_k=knn_k or run.config.knn_k)
+    source, train, test = run.data(config.data)
     if source.image_size != config.image_size:
         raise ConfigError(f"data={config.data!r}: images are {source.image_size} px, "
                           f"the run was trained on {config.image_size} px")
     result = {"run": str(run_dir), "data": config.data, "method": config.method,
-              "protocol": protocol(config), "placement": str(where)}
-    for name, model in (("pretrained", method), ("random_weights", build_method(config))):
+              "protocol": Run(run_dir, config).protocol, "placement": str(where)}
+    for name, model in (("pretrained", method), ("random_weights", run.method(weights=False))):
         train_embeddings, test_embeddings = embed_splits(model.backbone, train, test, config.mean, config.std, where)
         test_labels = None if test is None else test.labels
         prefix = "" if name == "pretrained" else "baseline_"

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import os
 from pathlib import Path
 
@@ -107,16 +106,13 @@ def build_report(run_dir: str | os.PathLike, accelerator: str | None = None, dev
     """Write ``run_dir/report.html`` from the run's files and its last checkpoint (embedding
     on ``accelerator``/``devices``; default: the run's where available, else CPU)."""
     from selfsup.evaluate.protocols import embed_images
-    from selfsup.train.run import load_run, prepare_data, run_placement
+    from selfsup.runs import Run
 
-    run_dir = Path(run_dir)
-    config, method = load_run(run_dir)
-    where = run_placement(config, accelerator, devices)
-    summary_path = run_dir / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line] \
-        if (run_dir / "metrics.jsonl").exists() else []
-    source, train, test = prepare_data(config)
+    run = Run(run_dir)
+    run_dir, config, method = run.directory, run.config, run.method()
+    where = run.placement(accelerator, devices)
+    summary, records = run.summary, run.metrics()
+    source, train, test = run.data()
     shown = test if test is not None else train
     generator = np.random.default_rng(0)
     subset = np.sort(generator.choice(len(shown), min(MAP_SAMPLES, len(shown)), replace=False))

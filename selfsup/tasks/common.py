@@ -94,10 +94,10 @@ def read_embeddings_file(path: Path) -> Embedded:
 def open_run(run_dir: str | os.PathLike, accelerator: str | None = None, devices: str | None = None):
     """(config, method, placement) of a run directory: its last weights, and where they
     work here (``accelerator``/``devices``, default the run's own where available, else CPU)."""
-    from selfsup.train.run import load_run, run_placement
+    from selfsup.runs import Run
 
-    config, method = load_run(run_dir)
-    return config, method, run_placement(config, accelerator, devices)
+    run = Run(run_dir)
+    return run.config, run.method(), run.placement(accelerator, devices)
 
 
 def load_embeddings(run_or_file: str | os.PathLike, data: str | None = None, accelerator: str | None = None,

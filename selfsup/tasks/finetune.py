@@ -275,8 +275,8 @@ def finetune(run_dir, labels, data: str | None = None, mode: str = "linear", pse
     further options of ``train_classifier`` (batch_size, lr, threshold, unlabeled_ratio).
     Trains on ``accelerator``/``devices`` (default: the run's device and precision where this
     machine has it, else the CPU)."""
+    from selfsup.runs import Run
     from selfsup.tasks.common import open_run
-    from selfsup.train.run import build_method
 
     config, method, where = open_run(run_dir, accelerator, devices)
     where = Placement(where.device, where.dtype)  # one device: training does not split batches
@@ -299,7 +299,8 @@ def finetune(run_dir, labels, data: str | None = None, mode: str = "linear", pse
     if test is not None and test.labels is not None and source.classes == classes:
         result["test_accuracy"] = float((predict(model, test.samples, placement=where) == test.labels).float().mean())
         if scratch:
-            fresh = Classifier(build_method(config).backbone, len(classes), config.mean, config.std)
+            fresh = Classifier(Run(run_dir, config).method(weights=False).backbone, len(classes), config.mean,
+                               config.std)
             scratch_options = {k: v for k, v in training.items() if k in ("batch_size", "lr")}
             train_classifier(fresh, samples, targets, "full", None, steps, seed=seed, modality=source.modality,
                              placement=where, **scratch_options)

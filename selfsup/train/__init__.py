@@ -1,5 +1,6 @@
-"""Training: Lightning glue, safe checkpoints, optimizers, and ``pretrain(config)``."""
+"""Training: Lightning glue, safe checkpoints, and ``prepare(config)`` then ``fit(prepared)``
+(``selfsup.tasks.pretrain`` adds the evaluation and the report)."""
 
-from selfsup.train.run import load_run, pretrain
+from selfsup.train.run import Prepared, fit, prepare
 
-__all__ = ["load_run", "pretrain"]
+__all__ = ["Prepared", "fit", "prepare"]

@@ -1,15 +1,16 @@
-"""``pretrain(config)``: data source -> views -> method -> Lightning -> run directory.
+"""Training a run: ``prepare(config)`` (checks, data, resolved config, method) then
+``fit(prepared)`` (Lightning: devices, DDP, precision, checkpoints, metrics).
 
 A run directory holds ``config.yaml`` (every option, resolved), ``checkpoints/`` (one
-directory per kept epoch, ``last`` linking the newest complete one), ``metrics.jsonl``
-and, once training ends, ``summary.json`` with the evaluation.
+directory per kept epoch, ``last`` linking the newest complete one) and ``metrics.jsonl``;
+``selfsup.tasks.pretrain`` adds the evaluation (``summary.json``) and the report, and
+``selfsup.runs.Run`` opens the directory afterwards.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
-import json
 import os
 import shutil
 import time
@@ -24,11 +25,8 @@ from selfsup.atomic import write_text
 from selfsup.config import ConfigError, PretrainConfig, validate
 from selfsup.data import ImageSource, holdout_split
 from selfsup.data.cache import open_cached
-from selfsup.devices import (Placement, check_accelerator, concrete_accelerator, default_precision,
-                             device_count, placement, training_device)
-from selfsup.evaluate.protocols import embed_splits, evaluate_embeddings
-from selfsup.train.checkpoint import CheckpointError, SafeCheckpointIO, load_checkpoint, load_weights
-from selfsup.train.monitors import RepresentationMonitor
+from selfsup.devices import check_accelerator, concrete_accelerator, default_precision, device_count, training_device
+from selfsup.train.checkpoint import CheckpointError, SafeCheckpointIO, load_checkpoint
 from selfsup.train.sync_batchnorm import convert_batchnorm
 from selfsup.train.speed import apply_speed_switches, default_channels_last, keep_freed_memory
 from selfsup.train.module import DivergenceError, EpochCheckpoint, JsonlLogger, PretrainModule, train_loader
@@ -188,14 +186,35 @@ def _check_free_space(out: Path, method: torch.nn.Module, keep: int = 2) -> None
                           f"{needed / 2**20:.0f} MiB")
 
 
-def pretrain(config: PretrainConfig) -> dict:
-    """Train ``config.method`` on ``config.data``, evaluate it, and return the summary."""
+@dataclasses.dataclass
+class Prepared:
+    """A run ready to train: its resolved config (saved as config.yaml by rank 0), data,
+    views, and the method built from the seed with this process's switches applied."""
+
+    config: PretrainConfig
+    out: Path
+    source: object
+    train: object
+    test: object | None
+    recipe: object
+    method: methods.Method
+    rank: int
+    world_size: int
+    started: float
+
+    @property
+    def last(self) -> Path:
+        return self.out / "checkpoints" / "last"
+
+
+def prepare(config: PretrainConfig) -> Prepared:
+    """Check ``config``, open its data, resolve every default, write ``config.yaml`` and
+    build the method: every refusal happens here, before any training."""
     validate(config)
     check_accelerator(config.accelerator, config.devices)
     check_processes(config)
     method_options(config)
     out = Path(config.out) if config.out else default_out(config)
-    last = out / "checkpoints" / "last"
     if config.resume:
         if not (out / "config.yaml").exists():
             raise ConfigError(f"resume: {out} holds no run to resume (no config.yaml)")
@@ -224,14 +243,14 @@ def pretrain(config: PretrainConfig) -> dict:
     batch_size -= batch_size % world_size
     if batch_size != config.batch_size:
         warnings.warn(f"batch_size={config.batch_size} does not fit {len(train)} training images "
-                      f"split over {world_size} process(es); using {batch_size}", stacklevel=2)
+                      f"split over {world_size} process(es); using {batch_size}", stacklevel=3)
         config = dataclasses.replace(config, batch_size=batch_size)
     if config.log_every_n_steps is None:
         steps_per_epoch = len(train) // config.batch_size
         config = dataclasses.replace(config, log_every_n_steps=max(1, min(50, steps_per_epoch // 2)))
     if rank == 0:
         config.save(out / "config.yaml")
-        (out / "skipped_files.txt").write_text("".join(f"{f}\t{why}\n" for f, why in source.skipped))
+        write_text(out / "skipped_files.txt", "".join(f"{f}\t{why}\n" for f, why in source.skipped))
 
     method = build_method(config, distributed=world_size > 1)
     if config.batch_size < method.min_batch_size:
@@ -242,28 +261,30 @@ def pretrain(config: PretrainConfig) -> dict:
         method = convert_batchnorm(method, device.type)
     method = apply_speed_switches(method, config.channels_last, config.compile)
     _check_free_space(out, method)
-    mean, std = config.mean, config.std
-    where = run_placement(config)
-    baseline = _evaluate(method, train, test, mean, std, config, where) if rank == 0 else {}
+    return Prepared(config, out, source, train, test, recipe, method, rank, world_size, started)
 
-    loader = train_loader(train.samples, config.batch_size, config.seed, rank, world_size)
+
+def fit(run: Prepared, callbacks=(), monitor=None) -> float:
+    """Train ``run.method`` with Lightning (resuming from ``checkpoints/last`` with
+    ``resume``), writing metrics.jsonl and a checkpoint per epoch; returns the seconds of
+    ``trainer.fit``. ``callbacks`` run after every epoch before the checkpoint; while
+    ``monitor.collapsed_at`` is set under ``monitor.stop_on_collapse`` no checkpoint is written."""
+    config, out, last = run.config, run.out, run.last
+    loader = train_loader(run.train.samples, config.batch_size, config.seed, run.rank, run.world_size)
     module = PretrainModule(
-        method, recipe, mean, std, optimizer=config.optimizer,
+        run.method, run.recipe, config.mean, config.std, optimizer=config.optimizer,
         lr=config.lr * config.batch_size / 256, weight_decay=config.weight_decay,
         warmup_epochs=config.warmup_epochs, epochs=config.epochs, steps_per_epoch=len(loader),
         seed=config.seed, batch_size=config.batch_size,
-        labels=train.labels if method.needs_labels else None)
-    monitor = RepresentationMonitor(train.samples, mean, std, recipe, config.seed,
-                                    samples=config.monitor_samples, stop_on_collapse=config.stop_on_collapse,
-                                    dtype=where.dtype)
+        labels=run.train.labels if run.method.needs_labels else None)
     resume_from = last.resolve() if config.resume and last.exists() else None
     resume_step = load_checkpoint(resume_from)["global_step"] if resume_from else None
-    if rank == 0:  # made by another rank first, a slow-starting rank 0 would see an earlier run
+    if run.rank == 0:  # made by another rank first, a slow-starting rank 0 would see an earlier run
         (out / "checkpoints").mkdir(exist_ok=True)
     trainer = L.Trainer(
-        max_epochs=config.epochs, accelerator=config.accelerator, **_distribution(config, world_size),
+        max_epochs=config.epochs, accelerator=config.accelerator, **_distribution(config, run.world_size),
         precision=config.precision, logger=JsonlLogger(out / "metrics.jsonl", resume_step),
-        callbacks=[monitor, EpochCheckpoint(out / "checkpoints", monitor=monitor)], enable_checkpointing=False,
+        callbacks=[*callbacks, EpochCheckpoint(out / "checkpoints", monitor=monitor)], enable_checkpointing=False,
         plugins=[SafeCheckpointIO()], use_distributed_sampler=False,
         log_every_n_steps=config.log_every_n_steps,
         enable_model_summary=False,
@@ -276,69 +297,4 @@ def pretrain(config: PretrainConfig) -> dict:
     except (DivergenceError, CheckpointError) as error:
         good = last.resolve() if last.exists() else "none (no epoch finished)"
         raise type(error)(f"{error}; training stopped, last good checkpoint: {good}") from None
-
-    train_seconds = time.time() - fit_started
-    if not trainer.is_global_zero:
-        return {}
-    result = _evaluate(method, train, test, mean, std, config, where)  # on the training device again
-    summary = {
-        "method": config.method, "data": config.data, "epochs": config.epochs,
-        "seconds": round(time.time() - started, 1),
-        "train_seconds": round(train_seconds, 1),  # trainer.fit alone: steps, monitors, checkpoints
-        **result,
-        **{f"baseline_{k}": v for k, v in baseline.items()},
-        "backbone": config.backbone, "image_size": config.image_size,
-        "train_samples": len(train), "test_samples": 0 if test is None else len(test),
-        "skipped_files": len(source.skipped),
-        "skipped": [{"file": f, "reason": why} for f, why in source.skipped],
-        "protocol": protocol(config),
-        "collapsed_after_epoch": monitor.collapsed_at,
-    }
-    write_json(out / "summary.json", summary)
-    if config.report:
-        from selfsup.report import build_report
-
-        build_report(out)
-    return summary
-
-
-def protocol(config: PretrainConfig) -> str:
-    return (f"frozen {config.backbone} embeddings; kNN: cosine, k={config.knn_k}, T=0.07 weighted votes; "
-            f"linear: logistic regression on standardised embeddings; test = fixed stratified "
-            f"{config.holdout:.0%} holdout (seed 0) excluded from pretraining")
-
-
-def run_placement(config: PretrainConfig, accelerator: str | None = None, devices: str | None = None) -> Placement:
-    """Where the run's model works after training: ``accelerator``/``devices`` when given, else
-    its training device (rank 0's) and precision where this machine has it, else the CPU."""
-    return placement(accelerator, devices, trained_on=config.accelerator, trained_precision=config.precision,
-                     modality="image" if config.image_size else "table")
-
-
-def _evaluate(method, train, test, mean, std, config, where: Placement) -> dict:
-    train_embeddings, test_embeddings = embed_splits(method.backbone, train, test, mean, std, where)
-    return evaluate_embeddings(train_embeddings, train.labels, test_embeddings,
-                               None if test is None else test.labels, knn_k=config.knn_k)
-
-
-def write_json(path: Path, value) -> None:
-    write_text(path, json.dumps(value, indent=2) + "\n")
-
-
-def load_run(run_dir: str | os.PathLike) -> tuple[PretrainConfig, methods.Method]:
-    """The config and the method of a run, with the weights of its last checkpoint."""
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file():
-        raise ConfigError(f"{run_dir}: not a run directory (no config.yaml)")
-    config = PretrainConfig.load(run_dir / "config.yaml")
-    last = run_dir / "checkpoints" / "last"
-    if not last.exists():
-        raise CheckpointError(f"{run_dir}: no checkpoint yet (checkpoints/last is missing)")
-    method = build_method(config)
-    weights = {k.removeprefix("method."): v for k, v in load_weights(last).items()}
-    apply_speed_switches(method, config.channels_last)  # the kernels the run's own evaluation used
-    missing, unexpected = method.load_state_dict(weights, strict=False)
-    if missing or unexpected:
-        raise CheckpointError(f"{last}: weights do not match method {config.method} with backbone "
-                              f"{config.backbone} (missing {missing[:3]}, unexpected {unexpected[:3]})")
-    return config, method
+    return time.time() - fit_started

@@ -14,7 +14,7 @@ import pytest
 
 from selfsup.config import PretrainConfig
 from selfsup.methods import METHODS
-from selfsup.train import pretrain
+from selfsup.tasks import pretrain
 
 MARGIN = 0.005  # kNN top-1 above random weights; the smallest measured gain here is 0.011 (BYOL)
 

@@ -5,7 +5,7 @@ import torch
 from selfsup import augment, backbones, methods
 from selfsup.config import ConfigError, PretrainConfig
 from selfsup.losses import supcon_loss
-from selfsup.train import pretrain
+from selfsup.tasks import pretrain
 from selfsup.train.module import PretrainModule
 
 

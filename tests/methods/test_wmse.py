@@ -40,7 +40,7 @@ def test_pretrain_refuses_a_batch_too_small_to_whiten(tmp_path):
     import pytest
 
     from selfsup.config import ConfigError, PretrainConfig
-    from selfsup.train import pretrain
+    from selfsup.tasks import pretrain
 
     with pytest.raises(ConfigError, match="batch_size=32: method wmse needs at least 65"):
         pretrain(PretrainConfig(data="digits", method="wmse", batch_size=32, epochs=1,

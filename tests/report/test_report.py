@@ -9,7 +9,7 @@ import pytest
 
 from selfsup.config import PretrainConfig
 from selfsup.report import build_report
-from selfsup.train import pretrain
+from selfsup.tasks import pretrain
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = Path(os.environ.get("SELFSUP_ARTIFACTS", Path(__file__).resolve().parents[2] / "artifacts"))

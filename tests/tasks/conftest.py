@@ -3,7 +3,7 @@
 import pytest
 
 from selfsup.config import PretrainConfig
-from selfsup.train import pretrain
+from selfsup.tasks import pretrain
 
 EPOCHS = 4
 

@@ -11,7 +11,7 @@ from selfsup.tasks.curate import curate
 from selfsup.tasks.dedupe import dedupe
 from selfsup.tasks.finetune import finetune, fixmatch_views, load_classifier, predict
 from selfsup.tasks.neighbors import neighbors
-from selfsup.train import pretrain
+from selfsup.tasks import pretrain
 
 
 @pytest.fixture(scope="module")

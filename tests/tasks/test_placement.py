@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from selfsup.cli import build_parser, run
-from selfsup.train.run import load_run, run_placement
+from selfsup.runs import load_run, run_placement
 
 AFTER_TRAINING = ("evaluate", "embed", "report", "neighbors", "dedupe", "cluster", "curate", "finetune", "adapt")
 

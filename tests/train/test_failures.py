@@ -11,7 +11,7 @@ import torch
 
 from selfsup.config import ConfigError, PretrainConfig
 from selfsup.methods.simclr import SimCLR
-from selfsup.train import pretrain
+from selfsup.tasks import pretrain
 from selfsup.train import checkpoint as checkpoint_module
 from selfsup.train.checkpoint import CheckpointError, load_checkpoint, load_weights, save_checkpoint
 from selfsup.train.module import DivergenceError

@@ -7,8 +7,8 @@ from torch import nn
 
 from selfsup import augment
 from selfsup.config import PretrainConfig
-from selfsup.train import pretrain
-from selfsup.train.monitors import CollapseWarning, RepresentationMonitor, is_collapsed
+from selfsup.tasks import pretrain
+from selfsup.evaluate.monitoring import CollapseWarning, RepresentationMonitor, is_collapsed
 
 
 class Constant(nn.Module):

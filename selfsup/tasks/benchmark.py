@@ -22,7 +22,7 @@ def benchmark(methods: list[str], data: str, epochs: int, out: str | os.PathLike
     out = Path(out)
     if not methods:
         raise ConfigError("methods: expected at least one method name")
-    from selfsup.train import pretrain
+    from selfsup.tasks import pretrain
 
     rows = []
     for method in methods:

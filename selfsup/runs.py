@@ -1,0 +1,100 @@
+"""A run directory, opened: ``Run(path)`` is how everything after training starts.
+
+``runs/x/config.yaml`` (every option, resolved), ``checkpoints/`` (``last`` links the newest
+complete epoch), ``metrics.jsonl``, ``summary.json`` (the evaluation) and ``report.html``.
+A ``Run`` reads them, builds the method with the last weights, prepares the data as the run
+saw it (the same fixed holdout), says where its model works on this machine, and writes
+the summary atomically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+from selfsup import methods
+from selfsup.atomic import write_text
+from selfsup.config import ConfigError, PretrainConfig
+from selfsup.devices import Placement, placement
+from selfsup.train.checkpoint import CheckpointError, load_weights
+from selfsup.train.run import build_method, prepare_data
+from selfsup.train.speed import apply_speed_switches
+
+
+class Run:
+    def __init__(self, directory: str | os.PathLike, config: PretrainConfig | None = None):
+        self.directory = Path(directory)
+        if config is None:
+            if not (self.directory / "config.yaml").is_file():
+                raise ConfigError(f"{self.directory}: not a run directory (no config.yaml)")
+            config = PretrainConfig.load(self.directory / "config.yaml")
+        self.config = config
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.directory)!r})"
+
+    @property
+    def last_checkpoint(self) -> Path:
+        last = self.directory / "checkpoints" / "last"
+        if not last.exists():
+            raise CheckpointError(f"{self.directory}: no checkpoint yet (checkpoints/last is missing)")
+        return last
+
+    def method(self, weights: bool = True) -> methods.Method:
+        """The run's method, with the weights of its last checkpoint (``weights=False``: the
+        same architecture freshly initialised from the run's seed, the random-weights baseline)."""
+        config = self.config
+        last = self.last_checkpoint if weights else None
+        method = build_method(config)
+        if last is not None:
+            state = {k.removeprefix("method."): v for k, v in load_weights(last).items()}
+            missing, unexpected = method.load_state_dict(state, strict=False)
+            if missing or unexpected:
+                raise CheckpointError(f"{last}: weights do not match method {config.method} with backbone "
+                                      f"{config.backbone} (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        return apply_speed_switches(method, config.channels_last)  # the kernels the run's own evaluation used
+
+    def data(self, data: str | None = None):
+        """(source, train, test) of ``data`` (default: the run's) as the run splits it."""
+        config = self.config if data is None else dataclasses.replace(self.config, data=data)
+        return prepare_data(config)
+
+    def placement(self, accelerator: str | None = None, devices: str | None = None) -> Placement:
+        """Where the model works here: ``accelerator``/``devices`` when given, else its training
+        device (rank 0's) and precision where this machine has it, else the CPU."""
+        return run_placement(self.config, accelerator, devices)
+
+    @property
+    def protocol(self) -> str:
+        return protocol(self.config)
+
+    @property
+    def summary(self) -> dict:
+        path = self.directory / "summary.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def write_summary(self, summary: dict) -> None:
+        write_text(self.directory / "summary.json", json.dumps(summary, indent=2) + "\n")
+
+    def metrics(self) -> list[dict]:
+        path = self.directory / "metrics.jsonl"
+        return [json.loads(line) for line in path.read_text().splitlines() if line] if path.exists() else []
+
+
+def run_placement(config: PretrainConfig, accelerator: str | None = None, devices: str | None = None) -> Placement:
+    return placement(accelerator, devices, trained_on=config.accelerator, trained_precision=config.precision,
+                     modality="image" if config.image_size else "table")
+
+
+def protocol(config: PretrainConfig) -> str:
+    return (f"frozen {config.backbone} embeddings; kNN: cosine, k={config.knn_k}, T=0.07 weighted votes; "
+            f"linear: logistic regression on standardised embeddings; test = fixed stratified "
+            f"{config.holdout:.0%} holdout (seed 0) excluded from pretraining")
+
+
+def load_run(run_dir: str | os.PathLike) -> tuple[PretrainConfig, methods.Method]:
+    """The config and the method of a run, with the weights of its last checkpoint."""
+    run = Run(run_dir)
+    return run.config, run.method()

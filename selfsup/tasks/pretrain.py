@@ -1,0 +1,61 @@
+"""``pretrain(config)``, the main job: train a method on a data source, watch it without
+labels, evaluate it beside the same backbone with random weights, write the summary and the
+report. Training itself is ``selfsup.train`` (``prepare`` then ``fit``); the label-free
+monitors and the protocols are ``selfsup.evaluate``; the run directory is ``selfsup.runs.Run``.
+"""
+
+from __future__ import annotations
+
+import time
+
+from selfsup.config import PretrainConfig
+from selfsup.devices import Placement
+from selfsup.evaluate.monitoring import RepresentationMonitor
+from selfsup.evaluate.protocols import embed_splits, evaluate_embeddings
+from selfsup.runs import Run
+from selfsup.train import fit, prepare
+
+
+def pretrain(config: PretrainConfig) -> dict:
+    """Train ``config.method`` on ``config.data``, evaluate it, and return the summary
+    (rank 0; the other processes of a torchrun job return {})."""
+    prepared = prepare(config)
+    config, train, test = prepared.config, prepared.train, prepared.test
+    run = Run(prepared.out, config)
+    where = run.placement()  # the training device (rank 0's) and precision
+    rank_zero = prepared.rank == 0
+    baseline = evaluate_method(prepared.method, train, test, config, where) if rank_zero else {}
+    monitor = RepresentationMonitor(train.samples, config.mean, config.std, prepared.recipe, config.seed,
+                                    samples=config.monitor_samples, stop_on_collapse=config.stop_on_collapse,
+                                    dtype=where.dtype)
+    train_seconds = fit(prepared, callbacks=[monitor], monitor=monitor)
+    if not rank_zero:
+        return {}
+    result = evaluate_method(prepared.method, train, test, config, where)  # on the training device again
+    source = prepared.source
+    summary = {
+        "method": config.method, "data": config.data, "epochs": config.epochs,
+        "seconds": round(time.time() - prepared.started, 1),
+        "train_seconds": round(train_seconds, 1),  # trainer.fit alone: steps, monitors, checkpoints
+        **result,
+        **{f"baseline_{k}": v for k, v in baseline.items()},
+        "backbone": config.backbone, "image_size": config.image_size,
+        "train_samples": len(train), "test_samples": 0 if test is None else len(test),
+        "skipped_files": len(source.skipped),
+        "skipped": [{"file": f, "reason": why} for f, why in source.skipped],
+        "protocol": run.protocol,
+        "collapsed_after_epoch": monitor.collapsed_at,
+    }
+    run.write_summary(summary)
+    if config.report:
+        from selfsup.report import build_report
+
+        build_report(run.directory)
+    return summary
+
+
+def evaluate_method(method, train, test, config: PretrainConfig, where: Placement) -> dict:
+    """The summary's numbers: kNN and linear top-1 on the holdout, RankMe of the training part."""
+    train_embeddings, test_embeddings = embed_splits(method.backbone, train, test, config.mean, config.std, where)
+    return evaluate_embeddings(train_embeddings, train.labels, test_embeddings,
+                               None if test is None else test.labels, knn_k=config.knn_k)
