@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from selfsup.data.sources import DataError
+from selfsup.data.base import DataError
 
 MODALITIES = ("image", "table", "timeseries")
 

@@ -18,12 +18,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from selfsup.data.base import BUILTIN_DATASETS, BuiltinDataset, DataError, register_dataset
+from selfsup.data.tables import TABLE_SUFFIXES, load_table_source
+from selfsup.data.timeseries import is_series_array, load_series_array, load_ts_source
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
 MAX_DEFAULT_SIZE = 224
-
-
-class DataError(ValueError):
-    """A data source cannot be used; the message names the file and the problem."""
 
 
 @dataclass
@@ -74,20 +74,6 @@ class ImageSource:
         return x.mean(dim=(0, 2, 3)).tolist(), x.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist()
 
 
-def holdout_split(source: ImageSource, fraction: float, seed: int = 0):
-    """Fixed split into (train, test); stratified by label. Without labels, no test part."""
-    if source.labels is None or fraction <= 0:
-        return source, None
-    from sklearn.model_selection import train_test_split
-
-    index = np.arange(len(source))
-    labels = source.labels.numpy()
-    _, counts = np.unique(labels, return_counts=True)
-    stratify = labels if counts.min() >= 2 else None
-    train, test = train_test_split(index, test_size=fraction, random_state=seed, stratify=stratify)
-    return source.subset(np.sort(train)), source.subset(np.sort(test))
-
-
 # ---------------------------------------------------------------------------------------
 # built-in datasets (ship offline)
 
@@ -104,21 +90,9 @@ def load_digits_source(image_size: int | None = None) -> ImageSource:
                        torch.from_numpy(bunch.target).long(), [str(c) for c in range(10)])
 
 
-@dataclass(frozen=True)
-class BuiltinDataset:
-    name: str
-    modality: str
-    size: int
-    has_labels: bool
-    description: str
-    load: object
-
-
-BUILTIN_DATASETS = {
-    "digits": BuiltinDataset("digits", "image", 1797, True,
-                             "scikit-learn handwritten digits, 8x8 grey, upsampled to 32 px",
-                             load_digits_source),
-}
+register_dataset(BuiltinDataset("digits", "image", 1797, True,
+                                "scikit-learn handwritten digits, 8x8 grey, upsampled to 32 px",
+                                load_digits_source))
 
 
 # ---------------------------------------------------------------------------------------
@@ -269,20 +243,18 @@ def load_folder_source(root: Path, image_size: int | None = None, workers: int |
 def open_source(spec: str, image_size: int | None = None, label_column: str | None = None):
     """Open a data source by name: a built-in dataset, an image folder, an array file
     (uint8: images, float: time series), a CSV/Parquet table or a ``.ts`` file."""
-    from selfsup.data import tables, timeseries
-
     if spec in BUILTIN_DATASETS:
         return BUILTIN_DATASETS[spec].load(image_size)
     path = Path(spec).expanduser()
     if path.is_dir():
         return load_folder_source(path, image_size)
-    if path.is_file() and path.suffix.lower() in tables.TABLE_SUFFIXES:
-        return tables.load_table_source(path, label_column)
+    if path.is_file() and path.suffix.lower() in TABLE_SUFFIXES:
+        return load_table_source(path, label_column)
     if path.is_file() and path.suffix.lower() == ".ts":
-        return timeseries.load_ts_source(path)
+        return load_ts_source(path)
     if path.is_file() and path.suffix in (".npy", ".npz"):
-        if timeseries.is_series_array(path):
-            return timeseries.load_series_array(path)
+        if is_series_array(path):
+            return load_series_array(path)
         return load_array_source(path, image_size)
     if path.exists():
         raise DataError(f"{spec}: not a folder of images, a .npy/.npz array, a .csv/.parquet "

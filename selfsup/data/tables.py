@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from selfsup.data.samples import FloatSource, labels_from_values
-from selfsup.data.sources import DataError
+from selfsup.data.base import BuiltinDataset, DataError, register_dataset
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 MAX_CATEGORIES = 32  # one-hot columns per categorical feature, "other" included
@@ -121,11 +121,15 @@ def _sklearn_table(loader_name: str, name: str):
     return load
 
 
-def builtin_tables(dataset_type) -> dict:
+def builtin_tables() -> dict:
     """The built-in tables as ``selfsup.data.sources.BuiltinDataset`` entries."""
     rows = [("wine", "load_wine", 178, "scikit-learn wine recognition: 13 chemical measurements, 3 cultivars"),
             ("breast_cancer", "load_breast_cancer", 569, "scikit-learn breast cancer Wisconsin: 30 cell-nucleus "
                                                           "features, benign/malignant"),
             ("iris", "load_iris", 150, "scikit-learn iris: 4 flower measurements, 3 species")]
-    return {name: dataset_type(name, "table", size, True, description, _sklearn_table(loader, name))
+    return {name: BuiltinDataset(name, "table", size, True, description, _sklearn_table(loader, name))
             for name, loader, size, description in rows}
+
+
+for _dataset in builtin_tables().values():
+    register_dataset(_dataset)

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from selfsup.data.samples import FloatSource, labels_from_values
-from selfsup.data.sources import DataError
+from selfsup.data.base import BuiltinDataset, DataError, register_dataset
 
 
 def fill_and_resample(series: list[np.ndarray], length: int | None = None) -> tuple[np.ndarray, int, int]:
@@ -195,7 +195,7 @@ def _archive_dataset(name: str):
     return load
 
 
-def builtin_series(dataset_type) -> dict:
+def builtin_series() -> dict:
     """The built-in archive datasets as ``selfsup.data.sources.BuiltinDataset`` entries."""
     rows = [("GunPoint", 200, "UCR: hand motion, gun draw vs pointing; 1 channel, 150 steps"),
             ("ArrowHead", 211, "UCR: arrow-head outlines, 3 classes; 1 channel, 251 steps"),
@@ -205,5 +205,9 @@ def builtin_series(dataset_type) -> dict:
             ("BasicMotions", 80, "UEA: smartwatch accelerometer+gyroscope, 4 activities; 6 channels, 100 steps"),
             ("JapaneseVowels", 640, "UEA: speakers' vowel LPC coefficients, 9 speakers; 12 channels, "
                                     "7-29 steps (unequal, resampled to 29)")]
-    return {name: dataset_type(name, "timeseries", size, True, description, _archive_dataset(name))
+    return {name: BuiltinDataset(name, "timeseries", size, True, description, _archive_dataset(name))
             for name, size, description in rows}
+
+
+for _dataset in builtin_series().values():
+    register_dataset(_dataset)

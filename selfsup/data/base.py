@@ -1,0 +1,44 @@
+"""What every data source shares: the error of an unusable source, the registry of built-in
+datasets (each modality's module registers its own), and the fixed holdout split."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+class DataError(ValueError):
+    """A data source cannot be used; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class BuiltinDataset:
+    name: str
+    modality: str
+    size: int
+    has_labels: bool
+    description: str
+    load: object  # load(image_size) -> source
+
+
+BUILTIN_DATASETS: dict[str, BuiltinDataset] = {}
+
+
+def register_dataset(dataset: BuiltinDataset) -> BuiltinDataset:
+    BUILTIN_DATASETS[dataset.name] = dataset
+    return dataset
+
+
+def holdout_split(source, fraction: float, seed: int = 0):
+    """Fixed split into (train, test); stratified by label. Without labels, no test part."""
+    if source.labels is None or fraction <= 0:
+        return source, None
+    from sklearn.model_selection import train_test_split
+
+    index = np.arange(len(source))
+    labels = source.labels.numpy()
+    _, counts = np.unique(labels, return_counts=True)
+    stratify = labels if counts.min() >= 2 else None
+    train, test = train_test_split(index, test_size=fraction, random_state=seed, stratify=stratify)
+    return source.subset(np.sort(train)), source.subset(np.sort(test))
