@@ -12,7 +12,6 @@ from pathlib import Path
 
 from selfsup.config import ConfigError, PretrainConfig, from_dict, read_options
 
-TASK_COMMANDS = ("neighbors", "dedupe", "cluster", "curate", "finetune", "adapt")
 EPILOG = "Run `selfsup COMMAND --help` for the options of a command."
 
 
@@ -60,15 +59,6 @@ def build_parser() -> argparse.ArgumentParser:
                                "clustering and the k / regularisation sweeps")
     add_placement_options(evaluate)
 
-    embed = sub.add_parser("embed", help="write one embedding per sample to a file",
-                           description="Embed every sample of a data source with a run's backbone.")
-    embed.add_argument("run", metavar="RUN_DIR", help="run directory written by `selfsup pretrain`")
-    embed.add_argument("--data", help="data source to embed (default: the run's data)")
-    embed.add_argument("--out", required=True,
-                       help="output file: .parquet (columns id, embedding[, label]) or .npy "
-                            "(array; ids in <name>.ids.txt)")
-    add_placement_options(embed)
-
     bench = sub.add_parser("benchmark", help="compare methods with the same budget and protocol",
                            description="Pretrain each method with the same data, backbone and epochs, "
                                        "evaluate every protocol, and write results.md and results.csv.")
@@ -87,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run", metavar="RUN_DIR", help="run directory written by `selfsup pretrain`")
     add_placement_options(report)
 
-    add_task_parsers(sub)  # neighbors, dedupe, cluster, curate, finetune, adapt
+    add_task_parsers(sub)  # every registered task command: embed, neighbors, dedupe, cluster, ...
 
     sub.add_parser("datasets", help="list the built-in datasets",
                    description="List the built-in datasets (they ship offline).")
@@ -103,6 +93,8 @@ def _version() -> str:
 
 
 def run(argv: list[str] | None = None) -> int:
+    from selfsup.tasks.commands import COMMANDS as TASK_COMMANDS
+
     args = vars(build_parser().parse_args(argv))
     command = args.pop("command")
     if command != "pretrain" and (args.get("accelerator") or args.get("devices")):
@@ -127,11 +119,6 @@ def run(argv: list[str] | None = None) -> int:
 
         print(json.dumps(evaluate_run(args["run"], args["data"], args["knn_k"], full=not args["quick"],
                                       accelerator=args["accelerator"], devices=args["devices"]), indent=2))
-    elif command == "embed":
-        from selfsup.tasks import embed_run
-
-        rows = embed_run(args["run"], args["data"], args["out"], args["accelerator"], args["devices"])
-        print(f"wrote {rows} embeddings to {args['out']}")
     elif command == "benchmark":
         from selfsup.tasks.benchmark import benchmark
 
@@ -144,9 +131,7 @@ def run(argv: list[str] | None = None) -> int:
 
         print(f"wrote {build_report(args['run'], args['accelerator'], args['devices'])}")
     elif command in TASK_COMMANDS:
-        from selfsup.tasks.commands import run_command
-
-        run_command(command, args)
+        TASK_COMMANDS[command].run(args)
     elif command == "datasets":
         from selfsup.data import BUILTIN_DATASETS
 

@@ -98,3 +98,18 @@ def test_benchmark_command_writes_tables(tmp_path, capsys):
     table = (tmp_path / "results" / "results.md").read_text()
     assert "| simclr |" in table and "Protocols:" in table and "Hungarian" in table
     assert "| byol |" in capsys.readouterr().out
+
+
+def test_a_registered_task_command_is_on_the_command_line_and_runs(monkeypatch, capsys):
+    """A task registers its options and its runner in one place; nothing else to edit."""
+    from selfsup.tasks import commands
+
+    monkeypatch.setattr(commands, "COMMANDS", dict(commands.COMMANDS))
+
+    @commands.command("echo", help="print a word", description="Print WORD.",
+                      run=lambda a: print(f"echo {a['word']}"))
+    def _arguments(p):
+        p.add_argument("word")
+
+    assert run(["echo", "hello"]) == 0
+    assert capsys.readouterr().out == "echo hello\n"

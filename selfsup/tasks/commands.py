@@ -1,12 +1,38 @@
-"""Command-line subcommands of the tasks (neighbors, dedupe, cluster, curate, finetune,
-adapt): their options, and one call each to the task's public function."""
+"""The tasks' command-line subcommands. Each registers its options and its runner in one
+place (``@command``), so the CLI adds whatever is registered and has no list to forget."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from typing import Callable
 
 SOURCE_HELP = "run directory written by `selfsup pretrain`, or an embeddings file from `selfsup embed`"
-COMMANDS = ("neighbors", "dedupe", "cluster", "curate", "finetune", "adapt")
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    description: str
+    arguments: Callable  # arguments(parser): add the command's options
+    run: Callable  # run(args: dict): call the task's public function and print its result
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def command(name: str, help: str, description: str, run: Callable):
+    """Register the decorated ``arguments(parser)`` as the options of command ``name``."""
+    def register(arguments):
+        COMMANDS[name] = Command(name, help, description, arguments, run)
+        return arguments
+    return register
+
+
+def add_parsers(sub) -> None:
+    for c in COMMANDS.values():
+        c.arguments(sub.add_parser(c.name, help=c.help, description=c.description))
 
 
 def add_placement_options(parser) -> None:
@@ -21,10 +47,48 @@ def _levels(text: str) -> tuple[int, ...]:
     return tuple(int(v) for v in text.split(",") if v)
 
 
-def add_parsers(sub) -> None:
-    p = sub.add_parser("neighbors", help="nearest neighbours of samples (faiss)",
-                       description="The K most similar samples (cosine of embeddings) of each query: "
-                                   "exact search up to 200,000 samples, HNSW above.")
+def _short(result: dict, *long: str) -> str:
+    return json.dumps({k: v for k, v in result.items() if k not in long}, indent=2)
+
+
+def _where(a: dict) -> dict:
+    return {"accelerator": a["accelerator"], "devices": a["devices"]}
+
+
+def _run_embed(a: dict) -> None:
+    from selfsup.tasks.embed import embed_run
+
+    rows = embed_run(a["run"], a["data"], a["out"], a["accelerator"], a["devices"])
+    print(f"wrote {rows} embeddings to {a['out']}")
+
+
+@command("embed", help="write one embedding per sample to a file",
+         description="Embed every sample of a data source with a run's backbone.",
+         run=_run_embed)
+def _embed_arguments(p) -> None:
+    p.add_argument("run", metavar="RUN_DIR", help="run directory written by `selfsup pretrain`")
+    p.add_argument("--data", help="data source to embed (default: the run's data)")
+    p.add_argument("--out", required=True,
+                   help="output file: .parquet (columns id, embedding[, label]) or .npy "
+                        "(array; ids in <name>.ids.txt)")
+    add_placement_options(p)
+
+
+def _run_neighbors(a: dict) -> None:
+    from selfsup.tasks.neighbors import neighbors
+
+    rows = neighbors(a["run"], a["data"], a["query"], a["k"], a["index"], a["kind"], a["out"], **_where(a))
+    if a["out"] is None:
+        print("\n".join("\t".join(str(v) for v in row) for row in rows))
+    else:
+        print(f"wrote {len(rows)} rows to {a['out']}")
+
+
+@command("neighbors", help="nearest neighbours of samples (faiss)",
+         description="The K most similar samples (cosine of embeddings) of each query: "
+                     "exact search up to 200,000 samples, HNSW above.",
+         run=_run_neighbors)
+def _neighbors_arguments(p) -> None:
     p.add_argument("run", metavar="RUN_OR_EMBEDDINGS", help=SOURCE_HELP)
     p.add_argument("--data", help="data source searched (default: the run's data)")
     p.add_argument("--query", help="comma-separated sample ids, or a data source embedded with the run "
@@ -35,8 +99,19 @@ def add_parsers(sub) -> None:
     p.add_argument("--out", help="TSV file of query_id, rank, neighbor_id, similarity (default: print)")
     add_placement_options(p)
 
-    p = sub.add_parser("dedupe", help="groups of near-duplicate samples and a keep-list",
-                       description="Near-duplicates: centred-embedding cosine at least THRESHOLD.")
+
+def _run_dedupe(a: dict) -> None:
+    from selfsup.tasks.dedupe import dedupe
+
+    result = dedupe(a["run"], a["data"], a["threshold"], not a["no_center"], out=a["out"], **_where(a))
+    print(f"{len(result['groups'])} groups of near-duplicates among {result['samples']} samples; "
+          f"keep {len(result['keep'])}" + (f"; wrote {a['out']}" if a["out"] else ""))
+
+
+@command("dedupe", help="groups of near-duplicate samples and a keep-list",
+         description="Near-duplicates: centred-embedding cosine at least THRESHOLD.",
+         run=_run_dedupe)
+def _dedupe_arguments(p) -> None:
     p.add_argument("run", metavar="RUN_OR_EMBEDDINGS", help=SOURCE_HELP)
     p.add_argument("--data", help="data source (default: the run's data)")
     p.add_argument("--threshold", type=float, default=0.9, help="cosine similarity of centred embeddings (default: 0.9)")
@@ -44,9 +119,19 @@ def add_parsers(sub) -> None:
     p.add_argument("--out", help="directory for groups.tsv and keep.txt")
     add_placement_options(p)
 
-    p = sub.add_parser("cluster", help="cluster samples without labels (k-means, SCAN)",
-                       description="k-means, then SCAN (neighbour consistency + self-labelling) on the "
-                                   "embeddings; with labels, accuracy (Hungarian), NMI and ARI.")
+
+def _run_cluster(a: dict) -> None:
+    from selfsup.tasks.cluster import cluster
+
+    print(_short(cluster(a["run"], a["data"], a["clusters"], a["views"], a["epochs"], out=a["out"], **_where(a)),
+                 "kmeans_ids", "scan_ids"))
+
+
+@command("cluster", help="cluster samples without labels (k-means, SCAN)",
+         description="k-means, then SCAN (neighbour consistency + self-labelling) on the "
+                     "embeddings; with labels, accuracy (Hungarian), NMI and ARI.",
+         run=_run_cluster)
+def _cluster_arguments(p) -> None:
     p.add_argument("run", metavar="RUN_OR_EMBEDDINGS", help=SOURCE_HELP)
     p.add_argument("--data", help="data source (default: the run's data)")
     p.add_argument("--clusters", type=int, help="number of clusters (default: eigengap estimate)")
@@ -55,8 +140,17 @@ def add_parsers(sub) -> None:
     p.add_argument("--out", help="TSV file of id, kmeans, scan cluster ids")
     add_placement_options(p)
 
-    p = sub.add_parser("curate", help="select a balanced subset (hierarchical k-means)",
-                       description="Balanced subset of BUDGET samples (Vo et al. 2024).")
+
+def _run_curate(a: dict) -> None:
+    from selfsup.tasks.curate import curate
+
+    print(_short(curate(a["run"], a["budget"], a["data"], a["levels"], out=a["out"], **_where(a)), "selected"))
+
+
+@command("curate", help="select a balanced subset (hierarchical k-means)",
+         description="Balanced subset of BUDGET samples (Vo et al. 2024).",
+         run=_run_curate)
+def _curate_arguments(p) -> None:
     p.add_argument("run", metavar="RUN_OR_EMBEDDINGS", help=SOURCE_HELP)
     p.add_argument("--budget", type=int, required=True, help="number of samples to select")
     p.add_argument("--data", help="data source (default: the run's data)")
@@ -64,9 +158,19 @@ def add_parsers(sub) -> None:
     p.add_argument("--out", help="file of selected ids, one a line")
     add_placement_options(p)
 
-    p = sub.add_parser("finetune", help="train a classifier from a run with few labels",
-                       description="Linear head or full fine-tuning on few labels, optionally with "
-                                   "FixMatch pseudo-labels; accuracy on the data's 20%% holdout.")
+
+def _run_finetune(a: dict) -> None:
+    from selfsup.tasks.finetune import finetune
+
+    print(_short(finetune(a["run"], a["labels"], a["data"], a["mode"], a["pseudo_label"], a["steps"],
+                          a["scratch"], out=a["out"], **_where(a))))
+
+
+@command("finetune", help="train a classifier from a run with few labels",
+         description="Linear head or full fine-tuning on few labels, optionally with "
+                     "FixMatch pseudo-labels; accuracy on the data's 20%% holdout.",
+         run=_run_finetune)
+def _finetune_arguments(p) -> None:
     p.add_argument("run", metavar="RUN_DIR", help="run directory written by `selfsup pretrain`")
     p.add_argument("--labels", required=True, help="labelled samples per class (drawn from the data's "
                                                    "labels), or a CSV file of id,label lines")
@@ -78,9 +182,22 @@ def add_parsers(sub) -> None:
     p.add_argument("--out", help="directory for the classifier (for `selfsup adapt`)")
     add_placement_options(p)
 
-    p = sub.add_parser("adapt", help="adapt a classifier to shifted data (TENT)",
-                       description="Test-time entropy minimisation of the BatchNorm parameters on "
-                                   "unlabelled shifted data; accuracy when DATA has labels.")
+
+def _run_adapt(a: dict) -> None:
+    from selfsup.tasks.adapt import adapt
+    from selfsup.tasks.neighbors import write_table
+
+    result = adapt(a["run"], a["data"], a["corrupt"], a["severity"], a["lr"], epochs=a["epochs"], **_where(a))
+    if a["out"]:
+        write_table(a["out"], ("id", "prediction"), zip(result["ids"], result["predictions"]))
+    print(_short(result, "ids", "predictions"))
+
+
+@command("adapt", help="adapt a classifier to shifted data (TENT)",
+         description="Test-time entropy minimisation of the BatchNorm parameters on "
+                     "unlabelled shifted data; accuracy when DATA has labels.",
+         run=_run_adapt)
+def _adapt_arguments(p) -> None:
     p.add_argument("run", metavar="CLASSIFIER_DIR", help="directory written by `selfsup finetune --out`")
     p.add_argument("--data", required=True, help="shifted data source, of the classifier's modality")
     p.add_argument("--corrupt", choices=("noise", "blur", "contrast"), help="corrupt DATA first (a demo shift; tables and series: noise)")
@@ -89,48 +206,3 @@ def add_parsers(sub) -> None:
     p.add_argument("--epochs", type=int, default=1, help="passes over DATA (default: 1, online)")
     p.add_argument("--out", help="TSV file of id, predicted class")
     add_placement_options(p)
-
-
-def _short(result: dict, *long: str) -> str:
-    return json.dumps({k: v for k, v in result.items() if k not in long}, indent=2)
-
-
-def run_command(command: str, a: dict) -> None:
-    from selfsup.tasks.neighbors import write_table
-
-    where = {"accelerator": a["accelerator"], "devices": a["devices"]}
-    if command == "neighbors":
-        from selfsup.tasks.neighbors import neighbors
-
-        rows = neighbors(a["run"], a["data"], a["query"], a["k"], a["index"], a["kind"], a["out"], **where)
-        if a["out"] is None:
-            print("\n".join("\t".join(str(v) for v in row) for row in rows))
-        else:
-            print(f"wrote {len(rows)} rows to {a['out']}")
-    elif command == "dedupe":
-        from selfsup.tasks.dedupe import dedupe
-
-        result = dedupe(a["run"], a["data"], a["threshold"], not a["no_center"], out=a["out"], **where)
-        print(f"{len(result['groups'])} groups of near-duplicates among {result['samples']} samples; "
-              f"keep {len(result['keep'])}" + (f"; wrote {a['out']}" if a["out"] else ""))
-    elif command == "cluster":
-        from selfsup.tasks.cluster import cluster
-
-        print(_short(cluster(a["run"], a["data"], a["clusters"], a["views"], a["epochs"], out=a["out"], **where),
-                     "kmeans_ids", "scan_ids"))
-    elif command == "curate":
-        from selfsup.tasks.curate import curate
-
-        print(_short(curate(a["run"], a["budget"], a["data"], a["levels"], out=a["out"], **where), "selected"))
-    elif command == "finetune":
-        from selfsup.tasks.finetune import finetune
-
-        print(_short(finetune(a["run"], a["labels"], a["data"], a["mode"], a["pseudo_label"], a["steps"],
-                              a["scratch"], out=a["out"], **where)))
-    elif command == "adapt":
-        from selfsup.tasks.adapt import adapt
-
-        result = adapt(a["run"], a["data"], a["corrupt"], a["severity"], a["lr"], epochs=a["epochs"], **where)
-        if a["out"]:
-            write_table(a["out"], ("id", "prediction"), zip(result["ids"], result["predictions"]))
-        print(_short(result, "ids", "predictions"))
