@@ -22,6 +22,9 @@ def _pretrain_parser(sub) -> None:
                             argument_default=argparse.SUPPRESS)
     parser.add_argument("--config", metavar="FILE", help="YAML file of options (e.g. a run's config.yaml); "
                                                         "options given on the command line override it")
+    parser.add_argument("--method-option", action="append", metavar="NAME=VALUE", dest="method_option",
+                        help="an option of the method, e.g. queue_size=8192 (repeatable; `selfsup methods NAME` "
+                             "lists them with their defaults)")
     for f in dataclasses.fields(PretrainConfig):
         if not f.metadata.get("cli", True):
             continue
@@ -81,8 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("datasets", help="list the built-in datasets",
                    description="List the built-in datasets (they ship offline).")
-    sub.add_parser("methods", help="list the self-supervised methods",
-                   description="List the self-supervised methods and their papers.")
+    listing = sub.add_parser("methods", help="list the self-supervised methods",
+                             description="List the self-supervised methods and their papers; with NAME, "
+                                         "the method's options and their defaults (its paper's settings).")
+    listing.add_argument("name", nargs="?", metavar="NAME", help="a method to show in full")
     return parser
 
 
@@ -107,6 +112,9 @@ def run(argv: list[str] | None = None) -> int:
         values = {}
         if "config" in args:
             values = read_options(args.pop("config"))
+        if "method_option" in args:
+            values["method_options"] = {**(values.get("method_options") or {}),
+                                        **parse_method_options(args.pop("method_option"))}
         config = from_dict({**values, **args}, "command line")
         processes = launch_count(config)
         if processes > 1:
@@ -138,6 +146,8 @@ def run(argv: list[str] | None = None) -> int:
         print(f"{'name':<16} {'modality':<10} {'size':>6}  labels  description")
         for d in BUILTIN_DATASETS.values():
             print(f"{d.name:<16} {d.modality:<10} {d.size:>6}  {'yes' if d.has_labels else 'no':<6}  {d.description}")
+    elif command == "methods" and args["name"]:
+        print(method_card(args["name"]))
     elif command == "methods":
         from selfsup.methods import METHODS
 
@@ -147,6 +157,34 @@ def run(argv: list[str] | None = None) -> int:
             defaults = f"{o.name}, lr {o.lr:g} x B/256, wd {o.weight_decay:g}"
             print(f"{m.name:<13} {m.year:<5} {m.recipe:<13} {m.needs:<33} {defaults:<36} {m.paper}")
     return 0
+
+
+def parse_method_options(items: list[str]) -> dict:
+    """``["queue_size=8192", "temperature=0.2"]`` as a mapping of YAML-read values."""
+    from selfsup.methods.options import parse_value
+
+    options = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(f"method-option={item!r}: expected NAME=VALUE")
+        options[name.strip()] = parse_value(value.strip())
+    return options
+
+
+def method_card(name: str) -> str:
+    from selfsup.methods import METHODS
+    from selfsup.methods.options import option_defaults
+
+    if name not in METHODS:
+        raise ConfigError(f"method={name!r}: expected one of {', '.join(METHODS)}")
+    m = METHODS[name]
+    o = m.optimizer
+    lines = [f"{m.name} ({m.year}): {m.paper}", f"  recipe {m.recipe}; needs {m.needs}",
+             f"  optimizer {o.name}, lr {o.lr:g} x batch/256, weight decay {o.weight_decay:g}",
+             "  options (--method-option NAME=VALUE; defaults are the paper's settings):"]
+    lines += [f"    {option:<28} {default!r}" for option, default in option_defaults(m).items()]
+    return "\n".join(lines)
 
 
 def launch_count(config: PretrainConfig) -> int:

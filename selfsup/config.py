@@ -44,6 +44,9 @@ class PretrainConfig:
                                                 "in (0, 1] (default: the method's recipe, e.g. 0.08 for SimCLR)")
     temperature: float | None = option(None, "softmax temperature of contrastive losses (SimCLR default 0.5)")
     momentum: float | None = option(None, "base EMA momentum of the target network (BYOL default 0.99)")
+    method_options: dict | None = option(None, "options of the method by name, e.g. {queue_size: 8192} "
+                                                "(`selfsup methods NAME` lists them with their defaults; "
+                                                "command line: --method-option NAME=VALUE, repeatable)", cli=False)
     cache_dir: str | None = option(None, "folder for a cache of decoded image folders, memory-mapped and "
                                          "rebuilt when the folder changes (default: decode every run)")
     holdout: float = option(0.2, "fraction of labelled data held out (stratified, fixed) for evaluation "
@@ -119,7 +122,7 @@ def from_dict(values: dict, where: str = "config") -> PretrainConfig:
 
 
 WORDS = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false",
-         "list": "a list"}
+         "list": "a list", "dict": "a mapping of names to values"}
 
 
 def _check(condition: bool, name: str, value, rule: str) -> None:
@@ -139,7 +142,7 @@ def validate(config: PretrainConfig) -> None:
             _check(" | None" in declared, name, value, "is required")
             continue
         base = declared.replace(" | None", "")
-        expected = {"int": int, "float": (int, float), "str": str, "bool": bool, "list": list}[base]
+        expected = {"int": int, "float": (int, float), "str": str, "bool": bool, "list": list, "dict": dict}[base]
         ok = isinstance(value, expected) and not (base in ("int", "float") and isinstance(value, bool))
         _check(ok, name, value, f"expected {WORDS[base]}")
 

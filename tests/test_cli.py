@@ -113,3 +113,37 @@ def test_a_registered_task_command_is_on_the_command_line_and_runs(monkeypatch, 
 
     assert run(["echo", "hello"]) == 0
     assert capsys.readouterr().out == "echo hello\n"
+
+
+def test_method_options_reach_the_method_and_are_recorded(tmp_path, capsys):
+    from selfsup.runs import Run
+
+    out = tmp_path / "moco"
+    assert run(["pretrain", "--data", "digits", "--method", "moco", "--epochs", "1", "--image-size", "16",
+                "--method-option", "queue_size=512", "--method-option", "temperature=0.3", "--no-report",
+                "--out", str(out)]) == 0
+    saved = PretrainConfig.load(out / "config.yaml")
+    assert saved.method_options["queue_size"] == 512 and saved.method_options["temperature"] == 0.3
+    assert saved.method_options["bn_splits"] == 8  # the defaults are recorded too
+    assert saved.temperature == 0.3
+    method = Run(out).method()
+    assert method.queue.features.shape[0] == 512 and method.temperature == 0.3
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"queue_sise": 10}, "'queue_sise' is not an option of method moco; options: projection_dim"),
+    ({"queue_size": 1.5}, "method_options.queue_size=1.5: expected an integer"),
+    ({"temperature": "warm"}, "method_options.temperature='warm': expected a number"),
+])
+def test_bad_method_option_is_one_line_naming_it(options, message, tmp_path):
+    from selfsup.tasks import pretrain
+
+    with pytest.raises(ConfigError, match=message):
+        pretrain(PretrainConfig(data="digits", method="moco", method_options=options, out=str(tmp_path / "r")))
+    assert not (tmp_path / "r").exists()
+
+
+def test_methods_command_shows_options_and_defaults(capsys):
+    run(["methods", "dino"])
+    out = capsys.readouterr().out
+    assert "out_dim" in out and "4096" in out and "teacher_temperature" in out and "0.04" in out

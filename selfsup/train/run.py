@@ -26,6 +26,7 @@ from selfsup.config import ConfigError, PretrainConfig, validate
 from selfsup.data import ImageSource, holdout_split
 from selfsup.data.cache import open_cached
 from selfsup.devices import check_accelerator, concrete_accelerator, default_precision, device_count, training_device
+from selfsup.methods.options import check_options, option_defaults
 from selfsup.train.checkpoint import CheckpointError, SafeCheckpointIO, load_checkpoint
 from selfsup.train.sync_batchnorm import convert_batchnorm
 from selfsup.train.speed import apply_speed_switches, default_channels_last, keep_freed_memory
@@ -49,16 +50,20 @@ def default_out(config: PretrainConfig) -> Path:
 
 
 def method_options(config: PretrainConfig) -> dict:
-    """The method-specific options set in ``config``, by constructor argument name."""
+    """The method's constructor options set in ``config`` (``method_options``, and the
+    ``temperature``/``momentum`` fields), checked against its signature."""
     cls = methods.METHODS[config.method]
-    accepted = inspect.signature(cls.__init__).parameters
-    options = {}
+    options = check_options(cls, dict(config.method_options or {}))
+    accepted = option_defaults(cls)
     for field_name, argument in METHOD_OPTIONS.items():
         value = getattr(config, field_name)
         if value is None:
             continue
         if argument not in accepted:
             raise ConfigError(f"{field_name}={value!r}: not an option of method {config.method}")
+        if argument in options and options[argument] != value:
+            raise ConfigError(f"{field_name}={value!r}: method_options sets {argument}={options[argument]!r}; "
+                              f"give one of them")
         options[argument] = value
     return options
 
@@ -66,7 +71,6 @@ def method_options(config: PretrainConfig) -> dict:
 def resolve(config: PretrainConfig, source: ImageSource) -> PretrainConfig:
     """Fill every ``None`` default with the value this run uses."""
     cls = methods.METHODS[config.method]
-    signature = inspect.signature(cls.__init__).parameters
     epochs = config.epochs or DEFAULT_EPOCHS.get(config.data, 100)
     image = source.modality == "image"
     default = cls.default_backbone if cls.default_backbone in backbones.MODALITY and \
@@ -88,9 +92,12 @@ def resolve(config: PretrainConfig, source: ImageSource) -> PretrainConfig:
     resolved["accelerator"] = concrete_accelerator(config.accelerator)  # what this run used
     if config.precision == "auto":
         resolved["precision"] = default_precision(source.modality, resolved["accelerator"])
+    # every option the method runs with, so config.yaml reproduces it (YAML has no tuples)
+    every = {**option_defaults(cls), **method_options(config)}
+    resolved["method_options"] = {k: list(v) if isinstance(v, tuple) else v for k, v in every.items()}
     for field_name, argument in METHOD_OPTIONS.items():
-        if argument in signature and getattr(config, field_name) is None:
-            resolved[field_name] = signature[argument].default
+        if argument in every and getattr(config, field_name) is None:
+            resolved[field_name] = every[argument]
     if backbones.MODALITY[resolved["backbone"]] != source.modality:
         raise ConfigError(f"backbone={resolved['backbone']}: a {backbones.MODALITY[resolved['backbone']]} "
                           f"backbone, but {config.data} holds {source.modality} data")

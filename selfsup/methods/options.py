@@ -1,0 +1,72 @@
+"""A method's options are its constructor's keyword arguments (their defaults are the
+paper's settings): ``method_options`` in YAML, ``--method-option NAME=VALUE`` on the command
+line. They are checked against the signature here, so a typo or a wrong type is one line
+naming the option and the accepted ones, before any work."""
+
+from __future__ import annotations
+
+import inspect
+
+from selfsup.errors import ConfigError
+
+INTERNAL = {"self", "backbone", "gather_distributed", "seed"}  # set by the trainer, not the user
+
+
+def option_defaults(cls) -> dict:
+    """The user-settable options of method class ``cls`` and their defaults, in order."""
+    return {name: p.default for name, p in inspect.signature(cls.__init__).parameters.items()
+            if name not in INTERNAL and p.default is not inspect.Parameter.empty}
+
+
+def parse_value(text: str):
+    """A command-line value as YAML reads it: 0.5, 4096, true, none, [0.15, 0.2]."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def check_options(cls, options: dict, where: str = "method_options") -> dict:
+    """``options`` with each value of its default's type (ints as floats, lists as tuples);
+    ConfigError for an unknown name or a value of the wrong type."""
+    defaults = option_defaults(cls)
+    checked = {}
+    for name, value in options.items():
+        if name not in defaults:
+            raise ConfigError(f"{where}: {name!r} is not an option of method {cls.name}; "
+                              f"options: {', '.join(defaults) or 'none'}")
+        checked[name] = _typed(value, defaults[name], f"{where}.{name}")
+    return checked
+
+
+def _typed(value, default, where: str):
+    def wrong(expected: str):
+        return ConfigError(f"{where}={value!r}: expected {expected}")
+    if default is None:  # "derived from the backbone" unless given: a number or none
+        if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+            return value
+        raise wrong("a number or none")
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise wrong("true or false")
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise wrong("an integer")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise wrong("a number")
+        return float(value)
+    if isinstance(default, tuple):
+        if not isinstance(value, (list, tuple)) or len(value) != len(default) or \
+                not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+            raise wrong(f"a list of {len(default)} numbers")
+        return tuple(float(v) for v in value)
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise wrong("a string")
+        return value
+    return value
