@@ -25,7 +25,7 @@ def search_times(sizes=(10_000, 50_000), dim=256, queries=1000, k=10) -> None:
     """Flat vs HNSW on vectors with neighbour structure like embeddings' (a 16-dimensional
     manifold in 256 dimensions plus noise); isotropic random vectors have none, and there
     every method's "neighbours" are arbitrary."""
-    from selfsup.tasks.neighbors import NeighborIndex
+    from selfsup.evaluate.neighbours import NeighborIndex
 
     rng = np.random.default_rng(0)
     basis = rng.normal(size=(16, dim)).astype(np.float32)

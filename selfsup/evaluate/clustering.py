@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from selfsup.evaluate.neighbours import l2_normalize
+
 
 def hungarian_accuracy(labels, clusters) -> float:
     """Accuracy of ``clusters`` after mapping each cluster to one class so that the number
@@ -21,16 +23,26 @@ def hungarian_accuracy(labels, clusters) -> float:
     return float(counts[rows, cols].sum() / len(labels))
 
 
-def cluster_scores(embeddings: torch.Tensor, labels, num_clusters: int | None = None,
-                   seed: int = 0) -> dict:
-    """k-means (k = number of classes unless given) on L2-normalised embeddings."""
+def kmeans(embeddings, n_clusters: int, seed: int = 0) -> np.ndarray:
+    """Cluster ids of k-means on L2-normalised embeddings (the cosine geometry of the kNN)."""
     from sklearn.cluster import KMeans
+
+    x = l2_normalize(np.asarray(embeddings, dtype=np.float32))
+    return KMeans(n_clusters=n_clusters, n_init=10, random_state=seed).fit_predict(x)
+
+
+def cluster_metrics(labels, clusters) -> dict:
+    """Hungarian accuracy, NMI and ARI of ``clusters`` against ``labels``."""
     from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
+    return {"accuracy": hungarian_accuracy(labels, clusters),
+            "nmi": float(normalized_mutual_info_score(labels, clusters)),
+            "ari": float(adjusted_rand_score(labels, clusters))}
+
+
+def cluster_scores(embeddings: torch.Tensor, labels, num_clusters: int | None = None,
+                   seed: int = 0) -> dict:
+    """k-means (k = number of classes unless given), scored against ``labels``."""
     labels = np.asarray(labels)
     k = num_clusters or len(np.unique(labels))
-    z = torch.nn.functional.normalize(embeddings.float(), dim=1).numpy()
-    clusters = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(z)
-    return {"cluster_acc": hungarian_accuracy(labels, clusters),
-            "nmi": float(normalized_mutual_info_score(labels, clusters)),
-            "ari": float(adjusted_rand_score(labels, clusters)), "clusters": k}
+    return {**cluster_metrics(labels, kmeans(embeddings.float().numpy(), k, seed)), "clusters": k}

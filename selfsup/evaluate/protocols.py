@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from selfsup.data.samples import model_input
 from selfsup.devices import CPU, Placement
+from selfsup.evaluate.neighbours import NeighborIndex
 
 
 @torch.no_grad()
@@ -55,16 +56,16 @@ def knn_predict_many(train: torch.Tensor, train_labels: torch.Tensor, queries: t
     """Weighted kNN class predictions for ``queries`` for each k in ``ks`` (one search)."""
     num_classes = num_classes or int(train_labels.max()) + 1
     largest = min(max(ks), len(train))
-    bank = F.normalize(train.float(), dim=1)
+    bank = NeighborIndex("flat").fit(train.float().numpy())
     predictions = {k: [] for k in ks}
     for start in range(0, len(queries), chunk):
-        q = F.normalize(queries[start:start + chunk].float(), dim=1)
-        similarity, index = (q @ bank.T).topk(largest, dim=1)
+        similarity, index = (torch.from_numpy(a) for a in bank.search(queries[start:start + chunk].float().numpy(),
+                                                                      largest))
         weights = (similarity / temperature).exp()
         neighbour_labels = train_labels[index]
         for k in ks:
             k_used = min(k, largest)
-            votes = torch.zeros(len(q), num_classes).scatter_add_(
+            votes = torch.zeros(len(index), num_classes).scatter_add_(
                 1, neighbour_labels[:, :k_used], weights[:, :k_used])
             predictions[k].append(votes.argmax(dim=1))
     return {k: torch.cat(p) for k, p in predictions.items()}

@@ -105,6 +105,7 @@ def _fmt(value) -> str:
 def build_report(run_dir: str | os.PathLike, accelerator: str | None = None, devices: str | None = None) -> Path:
     """Write ``run_dir/report.html`` from the run's files and its last checkpoint (embedding
     on ``accelerator``/``devices``; default: the run's where available, else CPU)."""
+    from selfsup.evaluate.neighbours import NeighborIndex
     from selfsup.evaluate.protocols import embed_images
     from selfsup.runs import Run
 
@@ -120,16 +121,14 @@ def build_report(run_dir: str | os.PathLike, accelerator: str | None = None, dev
     embeddings = embed_images(method.backbone, shown.samples, config.mean, config.std, placement=where)
     bank = embed_images(method.backbone, train.samples, config.mean, config.std, placement=where)
 
-    normalised = torch.nn.functional.normalize(bank, dim=1)
     queries = generator.choice(len(shown), min(QUERIES, len(shown)), replace=False)
+    similarities, positions = NeighborIndex("flat").fit(bank.numpy()).search(embeddings[queries].numpy(), NEIGHBOURS)
     grids = []
-    for q in queries:
-        similarity = normalised @ torch.nn.functional.normalize(embeddings[q], dim=0)
-        top = similarity.topk(min(NEIGHBOURS, len(bank))).indices.tolist()
+    for q, found, similarity in zip(queries, positions, similarities):
         cells = [f'<figure class="query"><img src="{_image_uri(shown.samples[q], config.mean, config.std)}" alt="query">'
                  f"<figcaption>query {html.escape(shown.ids[q])}</figcaption></figure>"]
         cells += [f'<figure><img src="{_image_uri(train.samples[i], config.mean, config.std)}" alt="neighbour">'
-                  f"<figcaption>{similarity[i]:.2f}</figcaption></figure>" for i in top]
+                  f"<figcaption>{s:.2f}</figcaption></figure>" for i, s in zip(found.tolist(), similarity)]
         grids.append(f'<div class="grid">{"".join(cells)}</div>')
 
     labels = None if shown.labels is None else shown.labels.numpy()

@@ -33,7 +33,7 @@ def benchmark(methods: list[str], data: str, epochs: int, out: str | os.PathLike
         rows.append({
             "method": method, "knn_top1": summary["knn_top1"],
             "baseline_knn_top1": summary["baseline_knn_top1"], "linear_top1": summary["linear_top1"],
-            "5_shot": five.get("mean"), "cluster_acc": full.get("clustering", {}).get("cluster_acc"),
+            "5_shot": five.get("mean"), "cluster_acc": full.get("clustering", {}).get("accuracy"),
             "nmi": full.get("clustering", {}).get("nmi"), "rankme": summary["rankme"],
             "sec_per_epoch": summary["train_seconds"] / epochs, "seconds": summary["seconds"],
             "backbone": summary["backbone"],

@@ -29,14 +29,9 @@ import torch
 import torch.nn.functional as F
 
 from selfsup.config import ConfigError
-from selfsup.tasks.common import l2_normalize, seeded
-
-
-def kmeans(embeddings: np.ndarray, n_clusters: int, seed: int = 0) -> np.ndarray:
-    """k-means on L2-normalised embeddings (spherical geometry, as the kNN uses)."""
-    from sklearn.cluster import KMeans
-
-    return KMeans(n_clusters=n_clusters, n_init=10, random_state=seed).fit_predict(l2_normalize(embeddings))
+from selfsup.evaluate.clustering import cluster_metrics, kmeans
+from selfsup.evaluate.neighbours import l2_normalize, nearest_others
+from selfsup.tasks.common import seeded
 
 
 def estimate_clusters(embeddings: np.ndarray, max_clusters: int = 50, neighbours: int = 10,
@@ -48,10 +43,8 @@ def estimate_clusters(embeddings: np.ndarray, max_clusters: int = 50, neighbours
     x = l2_normalize(embeddings)
     if len(x) > sample:
         x = x[rng.choice(len(x), sample, replace=False)]
-    similarity = x @ x.T
-    np.fill_diagonal(similarity, -np.inf)
-    nearest = np.argsort(-similarity, axis=1)[:, :neighbours]
-    w = np.zeros_like(similarity)
+    _, nearest = nearest_others(x, neighbours, kind="flat")
+    w = np.zeros((len(x), len(x)))
     np.put_along_axis(w, nearest, 1.0, axis=1)
     w = np.maximum(w, w.T)
     d = 1 / np.sqrt(w.sum(axis=1))
@@ -63,10 +56,7 @@ def estimate_clusters(embeddings: np.ndarray, max_clusters: int = 50, neighbours
 
 def mine_neighbours(embeddings: np.ndarray, k: int) -> np.ndarray:
     """(N, k) indices of each sample's k nearest neighbours by cosine, itself excluded."""
-    from selfsup.tasks.neighbors import NeighborIndex
-
-    _, positions = NeighborIndex("auto").fit(embeddings).search(embeddings, k + 1)
-    return positions[:, 1:]
+    return nearest_others(embeddings, k)[1]
 
 
 def scan_loss(anchors: torch.Tensor, neighbours: torch.Tensor, entropy_weight: float):
@@ -154,17 +144,6 @@ class SCAN:
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self.predict_proba(X).argmax(axis=1)
-
-
-def cluster_metrics(labels, clusters) -> dict:
-    """Hungarian accuracy, NMI and ARI of ``clusters`` against ``labels``."""
-    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
-
-    from selfsup.evaluate.clustering import hungarian_accuracy
-
-    return {"accuracy": hungarian_accuracy(labels, clusters),
-            "nmi": float(normalized_mutual_info_score(labels, clusters)),
-            "ari": float(adjusted_rand_score(labels, clusters))}
 
 
 def cluster(run_or_file, data: str | None = None, n_clusters: int | None = None, views: int = 4,

@@ -143,9 +143,5 @@ def embed_augmented(embedded: Embedded, views: int, seed: int = 0, batch_size: i
     return out
 
 
-def l2_normalize(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
 def seeded(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)

@@ -22,7 +22,8 @@ from __future__ import annotations
 import numpy as np
 
 from selfsup.config import ConfigError
-from selfsup.tasks.common import l2_normalize, load_embeddings
+from selfsup.evaluate.neighbours import l2_normalize
+from selfsup.tasks.common import load_embeddings
 
 
 def resampled_kmeans(points: np.ndarray, k: int, resample_steps: int = 10, resample_size: int | None = None,

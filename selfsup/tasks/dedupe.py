@@ -17,7 +17,7 @@ import numpy as np
 
 from selfsup.config import ConfigError
 from selfsup.tasks.common import load_embeddings
-from selfsup.tasks.neighbors import NeighborIndex
+from selfsup.evaluate.neighbours import nearest_others
 
 
 def _find(parent: np.ndarray, i: int) -> int:
@@ -35,11 +35,11 @@ def duplicate_groups(embeddings: np.ndarray, threshold: float = 0.9, center: boo
     x = np.asarray(embeddings, dtype=np.float32)
     if center:
         x = x - x.mean(axis=0, keepdims=True)
-    similarities, positions = NeighborIndex("auto").fit(x).search(x, neighbours + 1)
+    similarities, positions = nearest_others(x, neighbours)
     parent = np.arange(len(x))
     for i, j in zip(*np.nonzero(similarities >= threshold)):
         other = positions[i, j]
-        if other >= 0 and other != i:
+        if other >= 0:
             a, b = _find(parent, i), _find(parent, int(other))
             parent[max(a, b)] = min(a, b)  # the root is the group's first sample
     roots = np.array([_find(parent, i) for i in range(len(x))])

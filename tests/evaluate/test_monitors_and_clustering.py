@@ -53,7 +53,7 @@ def test_kmeans_on_well_separated_embeddings():
     labels = torch.arange(300) % 6
     z = centres[labels] + 0.5 * torch.randn(300, 6)
     scores = cluster_scores(z, labels.numpy())
-    assert scores["cluster_acc"] > 0.99 and scores["nmi"] > 0.95 and scores["ari"] > 0.95
+    assert scores["accuracy"] > 0.99 and scores["nmi"] > 0.95 and scores["ari"] > 0.95
 
 
 def test_knn_many_equals_single_k():
@@ -85,7 +85,7 @@ def test_evaluate_all_states_every_protocol():
     assert set(result) == {"label_free", "knn", "linear", "few_shot", "clustering"}
     assert all(result[name]["protocol"] for name in result)
     assert set(result["knn"]["top1"]) == {"10", "20", "100", "200"}
-    assert result["linear"]["top1"] > 0.9 and result["clustering"]["cluster_acc"] > 0.9
+    assert result["linear"]["top1"] > 0.9 and result["clustering"]["accuracy"] > 0.9
     assert set(evaluate_all(z, None)) == {"label_free"}
 
 

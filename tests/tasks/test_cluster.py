@@ -2,7 +2,8 @@ import numpy as np
 import torch
 
 from selfsup.cli import run
-from selfsup.tasks.cluster import SCAN, cluster, cluster_metrics, estimate_clusters, scan_loss
+from selfsup.evaluate.clustering import cluster_metrics
+from selfsup.tasks.cluster import SCAN, cluster, estimate_clusters, scan_loss
 
 
 def separated(n=600, classes=6, d=32, seed=0):

@@ -1,7 +1,6 @@
 """Planted exact and augmented duplicates in a folder of digits are found."""
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from selfsup.tasks.dedupe import dedupe, duplicate_groups, keep_list

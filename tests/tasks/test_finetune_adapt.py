@@ -1,6 +1,5 @@
 """Few-label fine-tuning with FixMatch, then TENT on corrupted digits, from one tiny run."""
 
-import numpy as np
 import pytest
 import torch
 

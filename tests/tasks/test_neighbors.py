@@ -3,7 +3,8 @@ import pytest
 
 from selfsup.cli import run
 from selfsup.data import DataError
-from selfsup.tasks.neighbors import NeighborIndex, neighbors
+from selfsup.evaluate.neighbours import NeighborIndex
+from selfsup.tasks.neighbors import neighbors
 
 
 def blobs(n=600, d=16, seed=0):
