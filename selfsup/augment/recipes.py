@@ -34,11 +34,13 @@ that size a 3-tap kernel mostly erases the object.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, replace
 
 import torch
 
 from selfsup.augment import ops
+from selfsup.augment.registry import BY_MODALITY, register
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,7 @@ class Recipe:
         return [make_view(images, spec, generator, mean, std) for spec in self.views]
 
 
+@register("image")
 def simclr(size: int, crop_scale=(0.08, 1.0), blur: bool | None = None) -> Recipe:
     blur = size > 32 if blur is None else blur
     view = ViewSpec(size, crop_scale, brightness=0.8, contrast=0.8, saturation=0.8, hue=0.2,
@@ -88,6 +91,7 @@ def simclr(size: int, crop_scale=(0.08, 1.0), blur: bool | None = None) -> Recip
     return Recipe("simclr", (view, view))
 
 
+@register("image")
 def byol(size: int, crop_scale=(0.08, 1.0), blur: bool | None = None) -> Recipe:
     blur = size > 32 if blur is None else blur
     view = ViewSpec(size, crop_scale, brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1)
@@ -109,12 +113,14 @@ def multicrop(recipe: Recipe, local_crops: int, local_view: ViewSpec | None = No
     return replace(recipe, views=recipe.views + (local,) * local_crops)
 
 
+@register("image")
 def swav(size: int, crop_scale=(0.14, 1.0), local_crops: int = 6, local_size: int | None = None,
          local_scale=(0.05, 0.14), blur: bool | None = None) -> Recipe:
     global_views = replace(simclr(size, crop_scale, blur), name="swav")
     return multicrop(global_views, local_crops, local_size=local_size, local_scale=local_scale)
 
 
+@register("image")
 def dino(size: int, crop_scale=(0.4, 1.0), local_crops: int = 8, local_size: int | None = None,
          local_scale=(0.05, 0.4), blur: bool | None = None) -> Recipe:
     blur = size > 32 if blur is None else blur
@@ -129,22 +135,22 @@ def single_view(name: str, size: int, crop_scale, flip_p: float = 0.5) -> Recipe
                                   grayscale_p=0.0),))
 
 
+@register("image")
 def mae(size: int, crop_scale=(0.2, 1.0)) -> Recipe:
     return single_view("mae", size, crop_scale)
 
 
+@register("image")
 def ijepa(size: int, crop_scale=(0.3, 1.0)) -> Recipe:
     return single_view("ijepa", size, crop_scale, flip_p=0.0)
 
 
+@register("image")
 def rotnet(size: int, crop_scale=(0.5, 1.0)) -> Recipe:
     return single_view("rotnet", size, crop_scale)
 
 
-MULTICROP_RECIPES = {"swav", "dino"}  # they choose their number of local crops themselves
-
-RECIPES = {"simclr": simclr, "byol": byol, "swav": swav, "dino": dino, "mae": mae, "ijepa": ijepa,
-           "rotnet": rotnet}
+RECIPES = BY_MODALITY["image"]  # filled by @register above
 
 
 def create(name: str, size: int, local_crops: int | None = None, **options) -> Recipe:
@@ -152,9 +158,10 @@ def create(name: str, size: int, local_crops: int | None = None, **options) -> R
     to any recipe (or sets how many ``swav`` and ``dino`` make)."""
     if name not in RECIPES:
         raise ValueError(f"unknown augmentation recipe {name!r}; available: {', '.join(RECIPES)}")
-    if name in MULTICROP_RECIPES and local_crops is not None:
+    makes_local_crops = "local_crops" in inspect.signature(RECIPES[name]).parameters  # swav, dino
+    if makes_local_crops and local_crops is not None:
         options["local_crops"] = local_crops
     recipe = RECIPES[name](size, **options)
-    if name not in MULTICROP_RECIPES and local_crops:
+    if not makes_local_crops and local_crops:
         recipe = multicrop(recipe, local_crops)
     return recipe

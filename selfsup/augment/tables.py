@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import torch
 
 from selfsup.augment.float_ops import FloatRecipe, rand_rows, randn_rows
+from selfsup.augment.registry import register
 
 
 def corrupt_features(x: torch.Tensor, generator, rate: float) -> torch.Tensor:
@@ -58,14 +59,12 @@ class TableView:
         return gaussian_noise(x, generator, self.noise) if self.noise else x
 
 
+@register("table")
 def scarf(corruption: float = 0.6) -> FloatRecipe:
     return FloatRecipe("scarf", (TableView(), TableView(corruption=corruption)))
 
 
+@register("table", "simclr", "byol")
 def contrastive(corruption: float = 0.3, noise: float = 0.1) -> FloatRecipe:
     view = TableView(corruption=corruption, noise=noise)
     return FloatRecipe("contrastive", (view, view))
-
-
-# a method's recipe name -> the table views it gets
-TABLE_RECIPES = {"scarf": scarf, "simclr": contrastive, "byol": contrastive}

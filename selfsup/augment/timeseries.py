@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from selfsup.augment.float_ops import FloatRecipe, rand_rows, randn_rows
+from selfsup.augment.registry import register
 
 
 def read_at(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
@@ -135,20 +136,19 @@ class SeriesView:
         return mask_spans(x, generator, self.mask) if self.mask else x
 
 
+@register("timeseries", "simclr", "byol")
 def contrastive(crop_scale=(0.5, 1.0)) -> FloatRecipe:
     view = SeriesView(crop_scale=tuple(crop_scale), mask=0.1)
     return FloatRecipe("contrastive", (view, view))
 
 
+@register("timeseries")
 def masked_series(crop_scale=None) -> FloatRecipe:
     return FloatRecipe("masked_series", (SeriesView(crop_scale=None, time_warp_p=0.0, magnitude_warp_p=0.0),))
 
 
+@register("timeseries", "ts2vec")
 def raw(crop_scale=None) -> FloatRecipe:
     """One view, the standardised series as it is (TS2Vec crops and masks it itself)."""
     return FloatRecipe("raw", (SeriesView(crop_scale=None, time_warp_p=0.0, magnitude_warp_p=0.0, scaling=0.0,
                                           jitter=0.0),))
-
-
-# a method's recipe name -> the series views it gets
-SERIES_RECIPES = {"simclr": contrastive, "byol": contrastive, "masked_series": masked_series, "ts2vec": raw}

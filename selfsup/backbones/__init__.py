@@ -11,69 +11,18 @@
   (``tokens(x)``) and are what MAE and I-JEPA need (see ``selfsup.backbones.vit``).
 
 Tables and time series have their own (``selfsup.backbones.tables``, ``.timeseries``); they
-are built for an ``input_shape``, (F,) features or (C, T) channels and steps.
+are built for an ``input_shape``, (F,) features or (C, T) channels and steps. Every backbone
+is built by name with the same keywords: ``create(name, small_stem=, image_size=,
+input_shape=)`` (``selfsup.backbones.registry``).
 """
 
 from __future__ import annotations
 
-import torch
-from torch import nn
+# Importing a module registers its backbones; this order is the order they are listed in.
+from selfsup.backbones import images, vit, tables, timeseries  # noqa: F401
+from selfsup.backbones.registry import MODALITY, create, register
 
-from selfsup.backbones.tables import TABLE_BACKBONES
-from selfsup.backbones.timeseries import SERIES_BACKBONES
-
-
-class SmallCNN(nn.Module):
-    def __init__(self, channels=(32, 64, 128, 256)):
-        super().__init__()
-        layers, previous = [], 3
-        for i, width in enumerate(channels):
-            layers += [nn.Conv2d(previous, width, 3, stride=1 if i == 0 else 2, padding=1, bias=False),
-                       nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
-            previous = width
-        self.features = nn.Sequential(*layers)
-        self.dim = previous
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x).mean(dim=(2, 3))
-
-
-class TorchvisionResNet(nn.Module):
-    def __init__(self, depth: int, small_stem: bool):
-        super().__init__()
-        import torchvision
-
-        net = getattr(torchvision.models, f"resnet{depth}")(weights=None)
-        if small_stem:
-            net.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
-            net.maxpool = nn.Identity()
-        self.dim = net.fc.in_features
-        net.fc = nn.Identity()
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
-
-def vision_transformer(name: str, image_size: int) -> nn.Module:
-    from selfsup.backbones.vit import SIZES, ViT  # timm takes a while to import
-
-    return ViT(*SIZES[name], image_size=image_size)
-
-
-BACKBONES = {
-    "smallcnn": lambda small_stem, image_size: SmallCNN(),
-    "resnet18": lambda small_stem, image_size: TorchvisionResNet(18, small_stem),
-    "resnet50": lambda small_stem, image_size: TorchvisionResNet(50, small_stem),
-    "vit_mini": lambda small_stem, image_size: vision_transformer("vit_mini", image_size),
-    "vit_tiny": lambda small_stem, image_size: vision_transformer("vit_tiny", image_size),
-    "vit_small": lambda small_stem, image_size: vision_transformer("vit_small", image_size),
-}
-
-
-SHAPED_BACKBONES = {**TABLE_BACKBONES, **SERIES_BACKBONES}  # built for an input shape
-MODALITY = {**{name: "image" for name in BACKBONES}, **{name: "table" for name in TABLE_BACKBONES},
-            **{name: "timeseries" for name in SERIES_BACKBONES}}
+__all__ = ["MODALITY", "create", "default_backbone", "register"]
 
 
 def default_backbone(image_size: int | None, modality: str = "image") -> str:
@@ -82,16 +31,3 @@ def default_backbone(image_size: int | None, modality: str = "image") -> str:
     if modality != "image":
         return {"table": "mlp", "timeseries": "resnet1d_small"}[modality]
     return "smallcnn" if image_size <= 64 else "resnet18"
-
-
-def create(name: str, small_stem: bool = True, image_size: int = 224, input_shape=None) -> nn.Module:
-    """``small_stem`` concerns the ResNets; ``image_size`` the ViTs, whose patch grid and
-    positional embeddings are fixed by it (the CNNs take any size); ``input_shape`` the
-    table and series backbones."""
-    if name in SHAPED_BACKBONES:
-        if not input_shape:
-            raise ValueError(f"backbone {name!r} needs the input shape of the data")
-        return SHAPED_BACKBONES[name](list(input_shape))
-    if name not in BACKBONES:
-        raise ValueError(f"unknown backbone {name!r}; available: {', '.join(MODALITY)}")
-    return BACKBONES[name](small_stem, image_size)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from selfsup.backbones.registry import register
+
 
 class TableMLP(nn.Module):
     def __init__(self, features: int, width: int = 256, depth: int = 3, norm: str = "batch"):
@@ -47,8 +49,16 @@ class FTTransformer(nn.Module):
         return self.norm(self.blocks(tokens)[:, 0])
 
 
-TABLE_BACKBONES = {
-    "mlp": lambda shape: TableMLP(shape[0]),
-    "mlp_layernorm": lambda shape: TableMLP(shape[0], norm="layer"),
-    "ft_transformer": lambda shape: FTTransformer(shape[0]),
-}
+@register("table")
+def mlp(input_shape, **_) -> nn.Module:
+    return TableMLP(input_shape[0])
+
+
+@register("table")
+def mlp_layernorm(input_shape, **_) -> nn.Module:
+    return TableMLP(input_shape[0], norm="layer")
+
+
+@register("table")
+def ft_transformer(input_shape, **_) -> nn.Module:
+    return FTTransformer(input_shape[0])

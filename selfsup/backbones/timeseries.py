@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from selfsup.backbones.registry import register
+
 
 class SequenceBackbone(nn.Module):
     channels: int  # C of the input, which masked reconstruction predicts back
@@ -101,9 +103,21 @@ class SeriesTransformer(SequenceBackbone):
         return self.norm(self.blocks(tokens)).transpose(1, 2)
 
 
-SERIES_BACKBONES = {
-    "resnet1d": lambda shape: ResNet1d(shape[0]),
-    "resnet1d_small": lambda shape: ResNet1d(shape[0], widths=(32, 64, 64)),
-    "dilated_cnn": lambda shape: DilatedCNN(shape[0]),
-    "series_transformer": lambda shape: SeriesTransformer(shape[0], shape[1]),
-}
+@register("timeseries")
+def resnet1d(input_shape, **_) -> nn.Module:
+    return ResNet1d(input_shape[0])
+
+
+@register("timeseries")
+def resnet1d_small(input_shape, **_) -> nn.Module:
+    return ResNet1d(input_shape[0], widths=(32, 64, 64))
+
+
+@register("timeseries")
+def dilated_cnn(input_shape, **_) -> nn.Module:
+    return DilatedCNN(input_shape[0])
+
+
+@register("timeseries")
+def series_transformer(input_shape, **_) -> nn.Module:
+    return SeriesTransformer(input_shape[0], input_shape[1])

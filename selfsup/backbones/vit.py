@@ -27,6 +27,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from selfsup.backbones.registry import register
+
 # timm is imported where it is used: it takes a second or two, which every command would pay
 SIZES = {"vit_mini": (128, 4, 4), "vit_tiny": (192, 12, 3), "vit_small": (384, 12, 6)}
 
@@ -138,3 +140,18 @@ class TokenPredictor(nn.Module):
         q = self.mask_token + gather_tokens(pos, queries)
         x = self.norm(self.blocks(torch.cat([x, q], dim=1)))
         return self.head(x[:, -queries.shape[1]:])
+
+
+@register("image")
+def vit_mini(image_size: int = 224, **_) -> ViT:
+    return ViT(*SIZES["vit_mini"], image_size=image_size)
+
+
+@register("image")
+def vit_tiny(image_size: int = 224, **_) -> ViT:
+    return ViT(*SIZES["vit_tiny"], image_size=image_size)
+
+
+@register("image")
+def vit_small(image_size: int = 224, **_) -> ViT:
+    return ViT(*SIZES["vit_small"], image_size=image_size)

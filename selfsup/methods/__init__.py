@@ -2,42 +2,14 @@
 
 from __future__ import annotations
 
-from torch import nn
-
-from selfsup.methods.barlowtwins import BarlowTwins
+# Importing a method's module registers it; this order is the order `selfsup methods` lists.
+from selfsup.methods import (simclr, byol, simsiam, barlowtwins, vicreg, wmse, moco, mocov3,  # noqa: F401
+                             nnclr, dcl, swav, dino, mae, ijepa, rotnet, supcon, scarf, masked_series,
+                             ts2vec)
 from selfsup.methods.base import Method, OptimizerDefaults
-from selfsup.methods.byol import BYOL
-from selfsup.methods.dcl import DCL, DCLW
-from selfsup.methods.dino import DINO
-from selfsup.methods.ijepa import IJEPA
-from selfsup.methods.mae import MAE
-from selfsup.methods.masked_series import MaskedSeries
-from selfsup.methods.moco import MoCo
-from selfsup.methods.mocov3 import MoCoV3
-from selfsup.methods.nnclr import NNCLR
-from selfsup.methods.rotnet import RotNet
-from selfsup.methods.scarf import SCARF
-from selfsup.methods.simclr import SimCLR
-from selfsup.methods.simsiam import SimSiam
-from selfsup.methods.supcon import SupCon
-from selfsup.methods.swav import SwAV
-from selfsup.methods.ts2vec import TS2Vec
-from selfsup.methods.vicreg import VICReg
-from selfsup.methods.wmse import WMSE
+from selfsup.methods.registry import METHODS, create, register
 
-METHODS: dict[str, type[Method]] = {
-    cls.name: cls
-    for cls in (SimCLR, BYOL, SimSiam, BarlowTwins, VICReg, WMSE, MoCo, MoCoV3, NNCLR, DCL, DCLW,
-                SwAV, DINO, MAE, IJEPA, RotNet, SupCon, SCARF, MaskedSeries, TS2Vec)
-}
+globals().update({cls.__name__: cls for cls in METHODS.values()})  # from selfsup.methods import SimCLR
 
-
-def create(name: str, backbone: nn.Module, **options) -> Method:
-    if name not in METHODS:
-        raise ValueError(f"unknown method {name!r}; available: {', '.join(METHODS)}")
-    return METHODS[name](backbone, **options)
-
-
-__all__ = ["BYOL", "BarlowTwins", "DCL", "DCLW", "DINO", "IJEPA", "MAE", "METHODS", "Method",
-           "MaskedSeries", "MoCo", "MoCoV3", "NNCLR", "OptimizerDefaults", "RotNet", "SCARF", "SimCLR", "SimSiam", "SupCon", "SwAV", "TS2Vec",
-           "VICReg", "WMSE", "create"]
+__all__ = ["METHODS", "Method", "OptimizerDefaults", "create", "register",
+           *(cls.__name__ for cls in METHODS.values())]

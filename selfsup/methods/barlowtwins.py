@@ -21,8 +21,10 @@ from torch import nn
 from selfsup.heads import MLP
 from selfsup.losses import barlow_twins_loss
 from selfsup.methods.base import Method, OptimizerDefaults
+from selfsup.methods.registry import register
 
 
+@register
 class BarlowTwins(Method):
     name = "barlowtwins"
     paper = "Zbontar et al., Barlow Twins: Self-Supervised Learning via Redundancy Reduction"

@@ -26,12 +26,14 @@ from selfsup.heads import MLP
 from selfsup.losses import normalized_mse
 from selfsup.methods.base import Method, OptimizerDefaults
 from selfsup.methods.ema import ema_update, frozen_copy
+from selfsup.methods.registry import register
 
 
 def cosine_momentum(base: float, progress: float) -> float:
     return 1 - (1 - base) * (math.cos(math.pi * progress) + 1) / 2
 
 
+@register
 class BYOL(Method):
     name = "byol"
     paper = "Grill et al., Bootstrap Your Own Latent"

@@ -18,9 +18,11 @@ from __future__ import annotations
 from torch import nn
 
 from selfsup.losses import dcl_loss, dclw_loss
+from selfsup.methods.registry import register
 from selfsup.methods.simclr import SimCLR
 
 
+@register
 class DCL(SimCLR):
     """SimCLR's views, backbone and projector; only the loss differs."""
 
@@ -36,6 +38,7 @@ class DCL(SimCLR):
         return dcl_loss(z1, z2, self.temperature, self.gather_distributed)
 
 
+@register
 class DCLW(DCL):
     """DCL with the positive pair weighted by how far apart its views still are."""
 

@@ -34,6 +34,7 @@ from selfsup.methods.base import Method, OptimizerDefaults
 from selfsup.methods.byol import cosine_momentum
 from selfsup.methods.ema import ema_update, frozen_copy
 from selfsup.methods.multicrop import forward_multicrop
+from selfsup.methods.registry import register
 
 
 class DINOHead(nn.Module):
@@ -62,6 +63,7 @@ def teacher_temperature_at(progress: float, start: float = 0.04, end: float = 0.
     return start + (end - start) * progress / warmup
 
 
+@register
 class DINO(Method):
     name = "dino"
     paper = "Caron et al., Emerging Properties in Self-Supervised Vision Transformers"

@@ -33,12 +33,14 @@ from selfsup.losses.ijepa import jepa_loss
 from selfsup.methods.base import Method, OptimizerDefaults
 from selfsup.methods.ema import ema_update, frozen_copy
 from selfsup.methods.masking import multi_block, step_generator
+from selfsup.methods.registry import register
 
 
 def linear_momentum(base: float, progress: float) -> float:
     return 1 - (1 - base) * (1 - progress)
 
 
+@register
 class IJEPA(Method):
     name = "ijepa"
     paper = "Assran et al., Self-Supervised Learning from Images with a Joint-Embedding Predictive Architecture"

@@ -28,8 +28,10 @@ from selfsup.backbones.vit import TokenPredictor, require_vit
 from selfsup.losses.mae import masked_patch_mse, patchify
 from selfsup.methods.base import Method, OptimizerDefaults
 from selfsup.methods.masking import random_visible, step_generator
+from selfsup.methods.registry import register
 
 
+@register
 class MAE(Method):
     name = "mae"
     paper = "He et al., Masked Autoencoders Are Scalable Vision Learners"

@@ -22,6 +22,7 @@ from torch import nn
 
 from selfsup.methods.base import Method, OptimizerDefaults
 from selfsup.methods.masking import global_rows, step_generator
+from selfsup.methods.registry import register
 
 
 def geometric_masks(batch: int, channels: int, length: int, ratio: float, mean_span: float,
@@ -40,6 +41,7 @@ def geometric_masks(batch: int, channels: int, length: int, ratio: float, mean_s
     return hidden
 
 
+@register
 class MaskedSeries(Method):
     name = "masked_series"
     paper = "Zerveas et al., A Transformer-based Framework for Multivariate Time Series Representation Learning"

@@ -29,6 +29,7 @@ from selfsup.losses import gather, info_nce
 from selfsup.methods.base import Method, OptimizerDefaults
 from selfsup.methods.ema import ema_update, frozen_copy
 from selfsup.methods.queue import FeatureQueue
+from selfsup.methods.registry import register
 
 
 def forward_in_chunks(network: nn.Module, x: torch.Tensor, chunks: int, interleave: bool = False):
@@ -43,6 +44,7 @@ def forward_in_chunks(network: nn.Module, x: torch.Tensor, chunks: int, interlea
     return out[torch.argsort(order)]
 
 
+@register
 class MoCo(Method):
     name = "moco"
     paper = "Chen et al., Improved Baselines with Momentum Contrastive Learning (MoCo v2)"

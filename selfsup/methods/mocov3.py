@@ -26,8 +26,10 @@ from selfsup.losses import batch_info_nce
 from selfsup.methods.base import Method, OptimizerDefaults
 from selfsup.methods.byol import cosine_momentum
 from selfsup.methods.ema import ema_update, frozen_copy
+from selfsup.methods.registry import register
 
 
+@register
 class MoCoV3(Method):
     name = "mocov3"
     paper = "Chen, Xie, He, An Empirical Study of Training Self-Supervised Vision Transformers"

@@ -26,6 +26,7 @@ from selfsup.heads import MLP
 from selfsup.losses import batch_info_nce, gather
 from selfsup.methods.base import Method, OptimizerDefaults
 from selfsup.methods.queue import FeatureQueue
+from selfsup.methods.registry import register
 
 
 @torch.no_grad()
@@ -35,6 +36,7 @@ def nearest_neighbour(z: torch.Tensor, support: torch.Tensor) -> torch.Tensor:
     return support[similarity.argmax(dim=1)]
 
 
+@register
 class NNCLR(Method):
     name = "nnclr"
     paper = "Dwibedi et al., With a Little Help from My Friends: Nearest-Neighbor Contrastive Learning"

@@ -21,6 +21,7 @@ from torch import nn
 
 from selfsup.heads import MLP
 from selfsup.methods.base import Method, OptimizerDefaults
+from selfsup.methods.registry import register
 
 
 def rotations(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -31,6 +32,7 @@ def rotations(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return rotated, labels
 
 
+@register
 class RotNet(Method):
     name = "rotnet"
     paper = "Gidaris, Singh, Komodakis, Unsupervised Representation Learning by Predicting Image Rotations"

@@ -19,8 +19,10 @@ from torch import nn
 from selfsup.heads import MLP
 from selfsup.losses.infonce import batch_info_nce
 from selfsup.methods.base import Method, OptimizerDefaults
+from selfsup.methods.registry import register
 
 
+@register
 class SCARF(Method):
     name = "scarf"
     paper = "Bahri et al., SCARF: Self-Supervised Contrastive Learning using Random Feature Corruption"

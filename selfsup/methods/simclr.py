@@ -18,8 +18,10 @@ from torch import nn
 from selfsup.heads import MLP
 from selfsup.losses import nt_xent
 from selfsup.methods.base import Method, OptimizerDefaults
+from selfsup.methods.registry import register
 
 
+@register
 class SimCLR(Method):
     name = "simclr"
     paper = "Chen et al., A Simple Framework for Contrastive Learning of Visual Representations"

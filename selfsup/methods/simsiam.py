@@ -20,8 +20,10 @@ from torch import nn
 from selfsup.heads import MLP
 from selfsup.losses import negative_cosine
 from selfsup.methods.base import Method, OptimizerDefaults
+from selfsup.methods.registry import register
 
 
+@register
 class SimSiam(Method):
     name = "simsiam"
     paper = "Chen & He, Exploring Simple Siamese Representation Learning"

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 from selfsup.losses import supcon_loss
 from selfsup.methods.base import OptimizerDefaults
+from selfsup.methods.registry import register
 from selfsup.methods.simclr import SimCLR
 
 
+@register
 class SupCon(SimCLR):
     name = "supcon"
     paper = "Khosla et al., Supervised Contrastive Learning"

@@ -35,8 +35,10 @@ from selfsup.losses.distributed import is_distributed, rank
 from selfsup.methods.base import Method, OptimizerDefaults
 from selfsup.methods.multicrop import forward_multicrop
 from selfsup.methods.queue import FeatureQueue
+from selfsup.methods.registry import register
 
 
+@register
 class SwAV(Method):
     name = "swav"
     paper = "Caron et al., Unsupervised Learning of Visual Features by Contrasting Cluster Assignments"

@@ -24,6 +24,7 @@ from selfsup.backbones.timeseries import DilatedCNN
 from selfsup.losses.ts2vec import hierarchical_contrastive_loss
 from selfsup.methods.base import Method, OptimizerDefaults
 from selfsup.methods.masking import global_rows, step_generator
+from selfsup.methods.registry import register
 
 
 def randint(generator: torch.Generator, low: int, high: int) -> int:
@@ -50,6 +51,7 @@ def take_windows(x: torch.Tensor, starts: torch.Tensor, width: int) -> torch.Ten
     return x.gather(2, index[:, None, :].expand(-1, x.shape[1], -1))
 
 
+@register
 class TS2Vec(Method):
     name = "ts2vec"
     paper = "Yue et al., TS2Vec: Towards Universal Representation of Time Series"

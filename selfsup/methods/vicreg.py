@@ -20,8 +20,10 @@ from torch import nn
 from selfsup.heads import MLP
 from selfsup.losses import vicreg_loss
 from selfsup.methods.base import Method, OptimizerDefaults
+from selfsup.methods.registry import register
 
 
+@register
 class VICReg(Method):
     name = "vicreg"
     paper = "Bardes, Ponce, LeCun, VICReg: Variance-Invariance-Covariance Regularization"

@@ -23,8 +23,10 @@ from selfsup.heads import MLP
 from selfsup.losses.wmse import wmse_loss
 from selfsup.methods.base import Method, OptimizerDefaults
 from selfsup.methods.masking import step_generator
+from selfsup.methods.registry import register
 
 
+@register
 class WMSE(Method):
     name = "wmse"
     paper = "Ermolov et al., Whitening for Self-Supervised Representation Learning"

@@ -1,0 +1,55 @@
+"""Convolutional backbones for images (the Vision Transformers are in ``vit.py``)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from selfsup.backbones.registry import register
+
+
+class SmallCNN(nn.Module):
+    def __init__(self, channels=(32, 64, 128, 256)):
+        super().__init__()
+        layers, previous = [], 3
+        for i, width in enumerate(channels):
+            layers += [nn.Conv2d(previous, width, 3, stride=1 if i == 0 else 2, padding=1, bias=False),
+                       nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+            previous = width
+        self.features = nn.Sequential(*layers)
+        self.dim = previous
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x).mean(dim=(2, 3))
+
+
+class TorchvisionResNet(nn.Module):
+    def __init__(self, depth: int, small_stem: bool):
+        super().__init__()
+        import torchvision
+
+        net = getattr(torchvision.models, f"resnet{depth}")(weights=None)
+        if small_stem:
+            net.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+            net.maxpool = nn.Identity()
+        self.dim = net.fc.in_features
+        net.fc = nn.Identity()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+@register("image")
+def smallcnn(**_) -> nn.Module:
+    return SmallCNN()
+
+
+@register("image")
+def resnet18(small_stem: bool = True, **_) -> nn.Module:
+    return TorchvisionResNet(18, small_stem)
+
+
+@register("image")
+def resnet50(small_stem: bool = True, **_) -> nn.Module:
+    return TorchvisionResNet(50, small_stem)
