@@ -39,7 +39,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from selfsup.augment import ops
+import selfsup.augment.ops as ops
 from selfsup.augment.registry import BY_MODALITY, register
 
 
