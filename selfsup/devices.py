@@ -84,7 +84,9 @@ def native_bf16(accelerator: str = "cpu") -> bool:
 def default_precision(modality: str = "image", accelerator: str = "cpu") -> str:
     """What ``precision: auto`` means: bf16-mixed for image backbones where the device has
     bf16 units (2x faster steps there, B3), else 32-true."""
-    return "bf16-mixed" if modality == "image" and native_bf16(accelerator) else "32-true"
+    from selfsup import modalities
+
+    return "bf16-mixed" if modalities.get(modality).mixed_precision and native_bf16(accelerator) else "32-true"
 
 
 def local_rank() -> int:

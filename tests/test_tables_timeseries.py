@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from selfsup import backbones, methods
-from selfsup.augment import views_for
+from selfsup import modalities
 from selfsup.cli import run
 from selfsup.config import ConfigError, PretrainConfig
 from selfsup.data import DataError, holdout_split, open_source
@@ -40,11 +40,11 @@ def pretrain_and_score(data: str, method: str, steps: int, batch_size: int, lr: 
     train, test = holdout_split(source, 0.2)
     mean, std = train.channel_stats()
     torch.manual_seed(seed)
-    name = methods.METHODS[method].default_backbone or backbones.default_backbone(None, source.modality)
+    name = methods.METHODS[method].default_backbone or modalities.get(source.modality).default_backbone(None)
     backbone = backbones.create(name, input_shape=source.input_shape)
     model = methods.create(method, backbone)
     initial = copy.deepcopy(model.backbone)
-    recipe = views_for(source.modality, model.recipe)
+    recipe = modalities.get(source.modality).views(model.recipe)
     optimizer = torch.optim.AdamW(model.parameters(), lr, weight_decay=1e-5)
     generator = torch.Generator().manual_seed(seed)
     for step in range(steps):

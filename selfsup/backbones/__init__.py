@@ -23,11 +23,3 @@ from selfsup.backbones import images, vit, tables, timeseries  # noqa: F401
 from selfsup.backbones.registry import MODALITY, create, register
 
 __all__ = ["MODALITY", "create", "default_backbone", "register"]
-
-
-def default_backbone(image_size: int | None, modality: str = "image") -> str:
-    """``smallcnn`` for images up to 64 px, ``resnet18`` above; ``mlp`` for tables,
-    ``resnet1d_small`` for time series."""
-    if modality != "image":
-        return {"table": "mlp", "timeseries": "resnet1d_small"}[modality]
-    return "smallcnn" if image_size <= 64 else "resnet18"

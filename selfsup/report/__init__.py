@@ -13,8 +13,8 @@ import os
 from pathlib import Path
 
 import numpy as np
-import torch
 
+from selfsup import modalities
 from selfsup.atomic import write_text
 
 MAP_SAMPLES = 1500
@@ -27,34 +27,6 @@ def _png(figure) -> str:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
     plt.close(figure)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
-
-
-def _image_uri(image: torch.Tensor, mean=None, std=None) -> str:
-    """A 64 px PNG of one sample: the image itself, or for a table row its standardised
-    features as bars, for a series its standardised channels as lines (clipped at +-3)."""
-    from PIL import Image, ImageDraw
-
-    if image.dtype == torch.uint8:
-        picture = Image.fromarray(image.permute(1, 2, 0).numpy()).resize((64, 64), Image.Resampling.NEAREST)
-    else:
-        from selfsup.data.samples import model_input
-
-        values = model_input(image[None], mean, std)[0].clamp(-3, 3)
-        picture = Image.new("RGB", (64, 64), "white")
-        draw = ImageDraw.Draw(picture)
-        to_y = lambda v: 32 - float(v) * 10  # noqa: E731
-        if values.ndim == 1:
-            width = 64 / len(values)
-            for j, v in enumerate(values):
-                draw.rectangle([j * width, min(32, to_y(v)), (j + 1) * width - 1, max(32, to_y(v))], fill="#36c")
-        else:
-            steps = values.shape[-1]
-            for c, channel in enumerate(values[:6]):
-                points = [(t * 63 / max(1, steps - 1), to_y(v)) for t, v in enumerate(channel)]
-                draw.line(points, fill=["#36c", "#d33", "#3a3", "#c90", "#939", "#099"][c])
-    buffer = io.BytesIO()
-    picture.save(buffer, "PNG")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
@@ -114,6 +86,7 @@ def build_report(run_dir: str | os.PathLike, accelerator: str | None = None, dev
     where = run.placement(accelerator, devices)
     summary, records = run.summary, run.metrics()
     source, train, test = run.data()
+    thumbnail = modalities.get(source.modality).thumbnail
     shown = test if test is not None else train
     generator = np.random.default_rng(0)
     subset = np.sort(generator.choice(len(shown), min(MAP_SAMPLES, len(shown)), replace=False))
@@ -125,9 +98,9 @@ def build_report(run_dir: str | os.PathLike, accelerator: str | None = None, dev
     similarities, positions = NeighborIndex("flat").fit(bank.numpy()).search(embeddings[queries].numpy(), NEIGHBOURS)
     grids = []
     for q, found, similarity in zip(queries, positions, similarities):
-        cells = [f'<figure class="query"><img src="{_image_uri(shown.samples[q], config.mean, config.std)}" alt="query">'
+        cells = [f'<figure class="query"><img src="{thumbnail(shown.samples[q], config.mean, config.std)}" alt="query">'
                  f"<figcaption>query {html.escape(shown.ids[q])}</figcaption></figure>"]
-        cells += [f'<figure><img src="{_image_uri(train.samples[i], config.mean, config.std)}" alt="neighbour">'
+        cells += [f'<figure><img src="{thumbnail(train.samples[i], config.mean, config.std)}" alt="neighbour">'
                   f"<figcaption>{s:.2f}</figcaption></figure>" for i, s in zip(found.tolist(), similarity)]
         grids.append(f'<div class="grid">{"".join(cells)}</div>')
 

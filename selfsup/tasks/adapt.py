@@ -10,10 +10,9 @@ minimises the entropy of the predictions batch by batch, online:
 Also reported: "test-time BN" (batch statistics, no update), which separates what the
 statistics alone bring from what the entropy updates add.
 
-``corrupt`` makes shifted copies of a test set in the spirit of CIFAR-10-C (Hendrycks &
-Dietterich 2019): Gaussian noise, Gaussian blur and contrast reduction at 5 severities.
-Tables and time series take the noise corruption, with the same standard deviations in
-units of each feature's (channel's) standard deviation.
+``--corrupt`` makes a shifted copy of the data first with its modality's corruptions
+(``selfsup.modalities``, in the spirit of CIFAR-10-C): noise, blur and contrast for images,
+noise in units of each feature's (channel's) std for tables and series.
 """
 
 from __future__ import annotations
@@ -23,45 +22,12 @@ import copy
 import torch
 from torch import nn
 
-from selfsup.augment import ops
+from selfsup import modalities
 from selfsup.config import ConfigError
 from selfsup.tasks.common import open_sized_source, seeded
-from selfsup.data.samples import as_unit, per_channel
+from selfsup.data.samples import as_unit
 from selfsup.devices import CPU, Placement
 from selfsup.tasks.finetune import classifier_placement, load_classifier, predict
-
-# per severity 1..5; noise std and contrast factor as in CIFAR-10-C, blur sigma in pixels of 32 px images
-NOISE_STD = (0.08, 0.12, 0.18, 0.26, 0.38)
-BLUR_SIGMA = (0.5, 0.75, 1.0, 1.5, 2.0)
-CONTRAST = (0.75, 0.5, 0.4, 0.3, 0.15)
-CORRUPTIONS = ("noise", "blur", "contrast")
-
-
-def corrupt(images: torch.Tensor, kind: str, severity: int = 3, seed: int = 0, std=None) -> torch.Tensor:
-    """A corrupted copy of uint8 images (N, 3, H, W), uint8; or of float tables (N, F) or
-    series (N, C, T) (noise only, scaled by ``std``, one value per feature or channel)."""
-    if kind not in CORRUPTIONS:
-        raise ConfigError(f"corruption={kind!r}: expected one of {', '.join(CORRUPTIONS)}")
-    if not 1 <= severity <= 5:
-        raise ConfigError(f"severity={severity}: expected 1 to 5")
-    if images.dtype != torch.uint8:
-        if kind != "noise":
-            raise ConfigError(f"corruption={kind!r}: only noise applies to tables and time series")
-        scale = 1.0 if std is None else per_channel(std, images)
-        return images + NOISE_STD[severity - 1] * scale * torch.randn(images.shape, generator=seeded(seed))
-    x, n, level = as_unit(images), len(images), severity - 1
-    if kind == "noise":
-        x = x + NOISE_STD[level] * torch.randn(x.shape, generator=seeded(seed))
-    elif kind == "blur":  # kernel spans 30% of the side, so that sigma 2 px is not truncated at 32 px
-        sigma = BLUR_SIGMA[level] * images.shape[-1] / 32
-        x = ops.gaussian_blur(x, seeded(seed), p=1.0, sigma=(sigma, sigma), kernel_fraction=0.3)
-    else:  # contrast: blend with the mean luma, the same transform as colour jitter
-        ones = torch.ones(n)
-        matrix, offset = ops.color_transform(ones, torch.full((n,), CONTRAST[level]), ones, torch.zeros(n),
-                                             torch.zeros(n, dtype=torch.bool))
-        x = ops.apply_color(x, matrix, offset)
-    return x.clamp_(0, 1).mul_(255).round_().to(torch.uint8)
-
 
 def norm_layers(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
@@ -135,7 +101,7 @@ def adapt(classifier_dir, data: str, corruption: str | None = None, severity: in
                                meta.get("input_shape"))
     images = source.samples
     if corruption is not None:
-        images = corrupt(images, corruption, severity, seed, meta["std"])
+        images = modalities.get(source.modality).corrupt(images, corruption, severity, seed, meta["std"])
     adapted = tent(model, images, lr, batch_size, epochs, seed, where)
     result = {"samples": len(images), "corruption": corruption, "severity": severity if corruption else None,
               "ids": list(source.ids), "predictions": [meta["classes"][i] for i in adapted.tolist()]}

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from selfsup import modalities
 from selfsup.config import ConfigError
 from selfsup.data import DataError, open_source
 from selfsup.devices import CPU, Placement
@@ -49,11 +50,12 @@ def open_sized_source(data: str, image_size: int | None, label_column: str | Non
     source = open_source(data, image_size, label_column)
     if modality is not None and source.modality != modality:
         raise ConfigError(f"data={data!r}: {source.modality} data, the model takes {modality} data")
-    if source.modality == "image" and source.image_size != image_size:
+    sized = modalities.get(source.modality).sized
+    if sized and source.image_size != image_size:
         raise ConfigError(f"data={data!r}: images are {source.image_size} px, the model was trained "
                           f"on {image_size} px")
     trained = list(input_shape or [])[:1]
-    if source.modality != "image" and trained and source.input_shape[:1] != trained:
+    if not sized and trained and source.input_shape[:1] != trained:
         raise ConfigError(f"data={data!r}: samples of shape {source.input_shape}, the model was "
                           f"trained on {list(input_shape)}")
     return source
@@ -124,11 +126,11 @@ def embed_augmented(embedded: Embedded, views: int, seed: int = 0, batch_size: i
     ``embedded``'s source (the SimCLR views of its modality), with the run's backbone in eval mode."""
     from dataclasses import replace
 
-    from selfsup import augment
+    from selfsup import modalities
 
     config, method = embedded.run
     samples = embedded.source.samples
-    recipe = augment.views_for(embedded.source.modality, "simclr", config.image_size)
+    recipe = modalities.get(embedded.source.modality).views("simclr", config.image_size)
     recipe = replace(recipe, views=recipe.views[:1])  # one view a pass
     generator = seeded(seed)
     where = embedded.placement

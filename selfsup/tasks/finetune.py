@@ -13,7 +13,7 @@ with q_b = p(y | weak(u_b)) (no gradient), tau = 0.95, lambda_u = 1, mu = 7 unla
 labelled sample. The same labels with no pretraining ("from scratch") are the baseline.
 Weak views of tables add light Gaussian noise; weak views of series take a long window
 with a little scaling and jitter; their strong views are the contrastive views of
-``selfsup.augment.views_for``.
+``selfsup.modalities``.
 
 After training, BatchNorm running statistics are recomputed on the clean training
 images (as PreciseBN, Wu & Johnson 2021): the backbone's running averages were
@@ -33,12 +33,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from selfsup import augment, backbones
-from selfsup.augment.tables import TableView
-from selfsup.augment.timeseries import SeriesView
+from selfsup import backbones, modalities
 from selfsup.config import ConfigError
 from selfsup.data import DataError, holdout_split
-from selfsup.data.samples import as_unit, per_channel, standardize
+from selfsup.data.samples import as_unit, standardize
 from selfsup.devices import CPU, Placement, placement
 from selfsup.tasks.common import open_run_source, seeded
 
@@ -64,34 +62,6 @@ class Classifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x``: a batch as ``as_unit`` gives it, e.g. (B, 3, H, W) floats in [0, 1]."""
         return self.head(self.embed(x))
-
-
-def weak_view(size: int) -> augment.ViewSpec:
-    """FixMatch's weak augmentation: a mild random crop and a flip, no colour change."""
-    return augment.ViewSpec(size, crop_scale=(0.5, 1.0), jitter_p=0.0, grayscale_p=0.0)
-
-
-def strong_view(size: int, crop_min_scale: float = 0.25) -> augment.ViewSpec:
-    """The SimCLR recipe's view (colour distortion, grayscale, blur above 32 px) with a
-    milder crop: a box of 8% of a small image rarely keeps the object, and the
-    pseudo-label would then train on noise."""
-    return augment.create("simclr", size, crop_scale=(crop_min_scale, 1.0)).views[0]
-
-
-def fixmatch_views(modality: str, size: int | None, mean, std):
-    """FixMatch's (weak, strong) augmentations for ``modality``: callables
-    ``view(batch, generator)`` from raw samples to the classifier's input units."""
-    if modality == "image":  # make_view normalises; the classifier does that itself
-        def image_view(spec):
-            return lambda x, g: augment.make_view(x, spec, g, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
-        return image_view(weak_view(size)), image_view(strong_view(size))
-    weak = {"table": TableView(noise=0.05),
-            "timeseries": SeriesView(crop_scale=(0.8, 1.0), time_warp_p=0.0, magnitude_warp_p=0.0)}[modality]
-    strong = augment.views_for(modality, "simclr").views[0]
-
-    def float_view(view):  # the float views work on standardised values; back to raw units
-        return lambda x, g: view(standardize(x.float(), mean, std), g) * per_channel(std, x) + per_channel(mean, x)
-    return float_view(weak), float_view(strong)
 
 
 @torch.no_grad()
@@ -135,7 +105,7 @@ def train_classifier(model: Classifier, samples: torch.Tensor, labels: torch.Ten
     device = placement.device
     model.to(device)
     labels = labels.to(device)
-    weak, strong = fixmatch_views(modality, samples.shape[-1], model.mean.tolist(), model.std.tolist())
+    weak, strong = modalities.get(modality).fixmatch_views(samples.shape[-1], model.mean.tolist(), model.std.tolist())
     linear = mode == "linear"
     for p in model.backbone.parameters():
         p.requires_grad_(not linear)

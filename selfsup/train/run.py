@@ -20,7 +20,7 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from selfsup import augment, backbones, methods
+from selfsup import augment, backbones, methods, modalities
 from selfsup.atomic import write_text
 from selfsup.config import ConfigError, PretrainConfig, validate
 from selfsup.data import ImageSource, holdout_split
@@ -72,16 +72,16 @@ def resolve(config: PretrainConfig, source: ImageSource) -> PretrainConfig:
     """Fill every ``None`` default with the value this run uses."""
     cls = methods.METHODS[config.method]
     epochs = config.epochs or DEFAULT_EPOCHS.get(config.data, 100)
-    image = source.modality == "image"
+    modality = modalities.get(source.modality)
     default = cls.default_backbone if cls.default_backbone in backbones.MODALITY and \
         backbones.MODALITY[cls.default_backbone] == source.modality else None
     resolved = dict(
         epochs=epochs,
         image_size=source.image_size,
         input_shape=source.input_shape,
-        backbone=config.backbone or default or backbones.default_backbone(source.image_size, source.modality),
+        backbone=config.backbone or default or modality.default_backbone(source.image_size),
         crop_min_scale=config.crop_min_scale or (cls.crop_min_scale or recipe_crop_scale(cls.recipe)[0]
-                                                 if image else None),
+                                                 if modality.sized else None),
         optimizer=config.optimizer or cls.optimizer.name,
         lr=config.lr or cls.optimizer.lr,
         weight_decay=cls.optimizer.weight_decay if config.weight_decay is None else config.weight_decay,
@@ -108,7 +108,7 @@ def views(config: PretrainConfig, modality: str, recipe: str):
     """The augmentation recipe for ``recipe`` on ``modality`` data (ConfigError if none)."""
     crop_scale = None if config.crop_min_scale is None else (config.crop_min_scale, 1.0)
     try:
-        return augment.views_for(modality, recipe, config.image_size, crop_scale)
+        return modalities.get(modality).views(recipe, config.image_size, crop_scale)
     except ValueError as error:
         raise ConfigError(f"method={config.method}: {error}") from None
 

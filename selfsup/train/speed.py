@@ -57,5 +57,8 @@ def keep_freed_memory() -> bool:
 
 
 def default_channels_last(backbone: str, modality: str = "image") -> bool:
-    """On for convolutional image backbones (measured faster, B3); ViT tokens are 3-D."""
-    return modality == "image" and not backbone.startswith("vit")
+    """On for convolutional backbones of a modality it helps (images, measured faster, B3);
+    ViT tokens are 3-D."""
+    from selfsup import modalities
+
+    return modalities.get(modality).channels_last and not backbone.startswith("vit")

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from selfsup.augment import views_for
+from selfsup import modalities
 from selfsup.augment.ops import SliceDraws
 from selfsup.augment.tables import corrupt_features, scarf
 from selfsup.augment.timeseries import (mask_spans, permute_segments, read_at, time_warp,
@@ -50,7 +50,7 @@ def test_masked_spans_hide_about_the_rate(generator):
 
 @pytest.mark.parametrize("modality, shape", [("table", (8, 5)), ("timeseries", (8, 2, 30))])
 def test_two_processes_get_the_views_one_process_would(modality, shape):
-    recipe = views_for(modality, "simclr")
+    recipe = modalities.get(modality).views("simclr")
     x = torch.randn(*shape)
     mean, std = [0.0] * shape[1], [1.0] * shape[1]
     whole = recipe(x, torch.Generator().manual_seed(3), mean, std)
@@ -64,4 +64,4 @@ def test_two_processes_get_the_views_one_process_would(modality, shape):
 
 def test_a_recipe_a_modality_lacks_is_named():
     with pytest.raises(ValueError, match="no table views for recipe 'mae'"):
-        views_for("table", "mae")
+        modalities.get("table").views("mae")

@@ -6,7 +6,7 @@ against the paper's formula, its schedules, targets and queues."""
 import pytest
 import torch
 
-from selfsup import augment, backbones, methods
+from selfsup import backbones, methods, modalities
 from selfsup.methods import METHODS, Method, OptimizerDefaults
 
 IMAGE_SIZE = 16
@@ -41,7 +41,7 @@ def test_method_conforms(name):
     batch_size = max(8, method.min_batch_size)
     channels = INPUT_SHAPE[modality][0]
     mean, std = ([0.5] * 3, [0.25] * 3) if modality == "image" else ([0.0] * channels, [1.0] * channels)
-    recipe = augment.views_for(modality, cls.recipe, IMAGE_SIZE)
+    recipe = modalities.get(modality).views(cls.recipe, IMAGE_SIZE)
     views = recipe(raw_samples(modality, batch_size), torch.Generator().manual_seed(0), mean, std)
 
     labels = {"labels": torch.arange(batch_size) % 3} if cls.needs_labels else {}

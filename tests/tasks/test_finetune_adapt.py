@@ -6,7 +6,10 @@ import torch
 from selfsup.cli import run
 from selfsup.config import ConfigError
 from selfsup.data import DataError
-from selfsup.tasks.adapt import configure_tent, corrupt
+from selfsup.modalities import get as modality
+from selfsup.tasks.adapt import configure_tent
+
+corrupt = modality("image").corrupt
 from selfsup.tasks.finetune import (Classifier, classifier_placement, finetune, load_classifier, predict,
                                    recompute_batchnorm)
 

@@ -9,7 +9,8 @@ from selfsup.tasks.adapt import adapt
 from selfsup.tasks.cluster import cluster
 from selfsup.tasks.curate import curate
 from selfsup.tasks.dedupe import dedupe
-from selfsup.tasks.finetune import finetune, fixmatch_views, load_classifier, predict
+from selfsup.modalities import get as modality
+from selfsup.tasks.finetune import finetune, load_classifier
 from selfsup.tasks.neighbors import neighbors
 from selfsup.tasks import pretrain
 
@@ -50,7 +51,7 @@ def test_finetune_and_adapt_on_a_table_run(wine_run, tmp_path):
 def test_fixmatch_views_of_tables_stay_in_raw_units():
     mean, std = [10.0, -5.0], [2.0, 0.5]
     x = torch.tensor(mean) + torch.tensor(std) * torch.randn(4096, 2, generator=torch.Generator().manual_seed(0))
-    weak, strong = fixmatch_views("table", None, mean, std)
+    weak, strong = modality("table").fixmatch_views(None, mean, std)
     generator = torch.Generator().manual_seed(1)
     noise = weak(x, generator) - x  # light Gaussian noise of 0.05 feature std
     assert torch.allclose(noise.mean(dim=0), torch.zeros(2), atol=0.01)
@@ -61,7 +62,7 @@ def test_fixmatch_views_of_tables_stay_in_raw_units():
 
 def test_fixmatch_views_of_series_keep_their_shape():
     x = torch.randn(8, 2, 50).cumsum(dim=2)
-    weak, strong = fixmatch_views("timeseries", None, [0.0, 0.0], [1.0, 1.0])
+    weak, strong = modality("timeseries").fixmatch_views(None, [0.0, 0.0], [1.0, 1.0])
     generator = torch.Generator().manual_seed(0)
     assert weak(x, generator).shape == strong(x, generator).shape == x.shape
     assert not torch.equal(strong(x, generator), x)

@@ -1,0 +1,81 @@
+"""Images: (N, 3, H, W) uint8 pixels, resized to one side; the batched image recipes
+(``selfsup.augment.recipes``), a small CNN up to 64 px and ResNet-18 above.
+
+Corruptions in the spirit of CIFAR-10-C (Hendrycks & Dietterich 2019): Gaussian noise,
+Gaussian blur and contrast reduction at 5 severities.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from selfsup.modalities.base import NOISE_STD, Modality, check_corruption, png_uri, register, seeded
+
+# per severity 1..5; contrast factor as in CIFAR-10-C, blur sigma in pixels of 32 px images
+BLUR_SIGMA = (0.5, 0.75, 1.0, 1.5, 2.0)
+CONTRAST = (0.75, 0.5, 0.4, 0.3, 0.15)
+
+
+def weak_view(size: int):
+    """FixMatch's weak augmentation: a mild random crop and a flip, no colour change."""
+    from selfsup import augment
+
+    return augment.ViewSpec(size, crop_scale=(0.5, 1.0), jitter_p=0.0, grayscale_p=0.0)
+
+
+def strong_view(size: int, crop_min_scale: float = 0.25):
+    """The SimCLR recipe's view (colour distortion, grayscale, blur above 32 px) with a
+    milder crop: a box of 8% of a small image rarely keeps the object, and the
+    pseudo-label would then train on noise."""
+    from selfsup import augment
+
+    return augment.create("simclr", size, crop_scale=(crop_min_scale, 1.0)).views[0]
+
+
+@register
+class Image(Modality):
+    name = "image"
+    sized = True
+    channels_last = True
+    mixed_precision = True
+    corruptions = ("noise", "blur", "contrast")
+
+    def default_backbone(self, image_size: int | None) -> str:
+        return "smallcnn" if image_size <= 64 else "resnet18"
+
+    def views(self, recipe: str, image_size: int | None = None, crop_scale=None):
+        from selfsup import augment
+
+        return augment.create(recipe, image_size, **({} if crop_scale is None else {"crop_scale": crop_scale}))
+
+    def fixmatch_views(self, size, mean, std):
+        from selfsup import augment
+
+        def view(spec):  # make_view normalises; the classifier does that itself
+            return lambda x, g: augment.make_view(x, spec, g, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+        return view(weak_view(size)), view(strong_view(size))
+
+    def corrupt(self, samples: torch.Tensor, kind: str, severity: int = 3, seed: int = 0, std=None):
+        """A corrupted uint8 copy of uint8 images."""
+        from selfsup.augment import ops
+        from selfsup.data.samples import as_unit
+
+        check_corruption(kind, severity, self.corruptions, self.name)
+        x, n, level = as_unit(samples), len(samples), severity - 1
+        if kind == "noise":
+            x = x + NOISE_STD[level] * torch.randn(x.shape, generator=seeded(seed))
+        elif kind == "blur":  # kernel spans 30% of the side, so that sigma 2 px is not truncated at 32 px
+            sigma = BLUR_SIGMA[level] * samples.shape[-1] / 32
+            x = ops.gaussian_blur(x, seeded(seed), p=1.0, sigma=(sigma, sigma), kernel_fraction=0.3)
+        else:  # contrast: blend with the mean luma, the same transform as colour jitter
+            ones = torch.ones(n)
+            matrix, offset = ops.color_transform(ones, torch.full((n,), CONTRAST[level]), ones, torch.zeros(n),
+                                                 torch.zeros(n, dtype=torch.bool))
+            x = ops.apply_color(x, matrix, offset)
+        return x.clamp_(0, 1).mul_(255).round_().to(torch.uint8)
+
+    def thumbnail(self, sample, mean=None, std=None) -> str:
+        from PIL import Image as PILImage
+
+        picture = PILImage.fromarray(sample.permute(1, 2, 0).numpy()).resize((64, 64), PILImage.Resampling.NEAREST)
+        return png_uri(picture)

@@ -1,0 +1,23 @@
+"""Tables: (N, F) float features; SCARF's views (``selfsup.augment.tables``), an MLP."""
+
+from __future__ import annotations
+
+from selfsup.modalities.base import FloatModality, register
+
+
+@register
+class Table(FloatModality):
+    name = "table"
+
+    def default_backbone(self, image_size=None) -> str:
+        return "mlp"
+
+    def weak_view(self):  # Gaussian noise of 0.05 feature std
+        from selfsup.augment.tables import TableView
+
+        return TableView(noise=0.05)
+
+    def draw(self, draw, values, to_y) -> None:  # one bar per feature
+        width = 64 / len(values)
+        for j, v in enumerate(values):
+            draw.rectangle([j * width, min(32, to_y(v)), (j + 1) * width - 1, max(32, to_y(v))], fill="#36c")
