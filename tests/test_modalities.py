@@ -27,7 +27,7 @@ def test_modality_conformance(name):
     with pytest.raises(ConfigError, match="corruption='fog'"):
         modality.corrupt(samples, "fog")
     if "blur" not in modality.corruptions:
-        with pytest.raises(ConfigError, match=f"only noise applies to {name} data"):
+        with pytest.raises(ConfigError, match=f"only noise applies to {modality.plural}"):
             modality.corrupt(samples, "blur")
     assert modality.thumbnail(samples[0], mean, std).startswith("data:image/png;base64,")
 

@@ -26,11 +26,11 @@ def seeded(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def check_corruption(kind: str, severity: int, kinds: tuple[str, ...], modality: str) -> None:
+def check_corruption(kind: str, severity: int, kinds: tuple[str, ...], plural: str) -> None:
     if kind not in ("noise", "blur", "contrast"):
         raise ConfigError(f"corruption={kind!r}: expected one of noise, blur, contrast")
     if kind not in kinds:
-        raise ConfigError(f"corruption={kind!r}: only {', '.join(kinds)} applies to {modality} data")
+        raise ConfigError(f"corruption={kind!r}: only {', '.join(kinds)} applies to {plural}")
     if not 1 <= severity <= 5:
         raise ConfigError(f"severity={severity}: expected 1 to 5")
 
@@ -43,6 +43,7 @@ def png_uri(picture) -> str:
 
 class Modality:
     name: str
+    plural: str  # in messages: "images", "tables", "time series"
     sized = False  # samples are resized to an image size (else shaped by the data: input_shape)
     channels_last = False  # channels_last helps its convolutional backbones (measured for images, B3)
     mixed_precision = False  # bf16 autocast helps it where the device has bf16 units (images, B3)
@@ -69,7 +70,7 @@ class Modality:
     def corrupt(self, samples: torch.Tensor, kind: str, severity: int = 3, seed: int = 0, std=None):
         """A shifted copy of raw ``samples``: Gaussian noise of NOISE_STD[severity] in units
         of ``std`` (one value per feature or channel)."""
-        check_corruption(kind, severity, self.corruptions, self.name)
+        check_corruption(kind, severity, self.corruptions, self.plural)
         scale = 1.0 if std is None else per_channel(std, samples)
         return samples + NOISE_STD[severity - 1] * scale * torch.randn(samples.shape, generator=seeded(seed))
 

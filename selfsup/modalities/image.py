@@ -35,6 +35,7 @@ def strong_view(size: int, crop_min_scale: float = 0.25):
 @register
 class Image(Modality):
     name = "image"
+    plural = "images"
     sized = True
     channels_last = True
     mixed_precision = True
@@ -60,7 +61,7 @@ class Image(Modality):
         from selfsup.augment import ops
         from selfsup.data.samples import as_unit
 
-        check_corruption(kind, severity, self.corruptions, self.name)
+        check_corruption(kind, severity, self.corruptions, self.plural)
         x, n, level = as_unit(samples), len(samples), severity - 1
         if kind == "noise":
             x = x + NOISE_STD[level] * torch.randn(x.shape, generator=seeded(seed))

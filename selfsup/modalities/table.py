@@ -8,6 +8,7 @@ from selfsup.modalities.base import FloatModality, register
 @register
 class Table(FloatModality):
     name = "table"
+    plural = "tables"
 
     def default_backbone(self, image_size=None) -> str:
         return "mlp"

@@ -11,6 +11,7 @@ COLOURS = ["#36c", "#d33", "#3a3", "#c90", "#939", "#099"]
 @register
 class TimeSeries(FloatModality):
     name = "timeseries"
+    plural = "time series"
 
     def default_backbone(self, image_size=None) -> str:
         return "resnet1d_small"
