@@ -26,33 +26,15 @@ decay of 0.04 and neither clipping nor last-layer freezing.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from selfsup.heads import DINOHead
 from selfsup.losses import dino_loss, updated_center
 from selfsup.methods.base import Method, OptimizerDefaults
 from selfsup.methods.byol import cosine_momentum
 from selfsup.methods.ema import ema_update, frozen_copy
 from selfsup.methods.multicrop import forward_multicrop
 from selfsup.methods.registry import register
-
-
-class DINOHead(nn.Module):
-    """MLP to a bottleneck, L2-normalised, then K outputs whose weight rows have norm 1."""
-
-    def __init__(self, in_dim: int, out_dim: int = 4096, hidden_dim: int = 2048, bottleneck_dim: int = 256):
-        super().__init__()
-        self.mlp = nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.GELU(), nn.Linear(hidden_dim, hidden_dim),
-                                 nn.GELU(), nn.Linear(hidden_dim, bottleneck_dim))
-        for layer in self.mlp[::2]:  # the paper's initialisation
-            nn.init.trunc_normal_(layer.weight, std=0.02)
-            nn.init.zeros_(layer.bias)
-        # weight normalisation with its gain fixed to 1 is the direction of this weight
-        self.last_layer = nn.Linear(bottleneck_dim, out_dim, bias=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.normalize(self.mlp(x), dim=-1)
-        return F.linear(x, F.normalize(self.last_layer.weight, dim=1))
 
 
 def teacher_temperature_at(progress: float, start: float = 0.04, end: float = 0.07,

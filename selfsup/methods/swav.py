@@ -29,7 +29,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from selfsup.heads import MLP
+from selfsup.heads import MLP, Prototypes
 from selfsup.losses import gather, sinkhorn, swav_loss
 from selfsup.losses.distributed import is_distributed, rank
 from selfsup.methods.base import Method, OptimizerDefaults
@@ -53,7 +53,7 @@ class SwAV(Method):
                  queue_start: float = 0.15, gather_distributed: bool = False):
         super().__init__(backbone)
         self.projector = MLP(backbone.dim, hidden_dim, projection_dim)
-        self.prototypes = nn.Linear(projection_dim, num_prototypes, bias=False)
+        self.prototypes = Prototypes(projection_dim, num_prototypes)
         self.temperature, self.epsilon, self.sinkhorn_iterations = temperature, epsilon, sinkhorn_iterations
         self.freeze_prototypes = freeze_prototypes
         self.queue_start, self.gather_distributed = queue_start, gather_distributed
@@ -85,13 +85,9 @@ class SwAV(Method):
         return sinkhorn(scores, self.epsilon, self.sinkhorn_iterations, self.gather_distributed)[-batch:]
 
     def training_step(self, views):
-        with torch.no_grad():  # C stays on the unit sphere
-            self.prototypes.weight.copy_(F.normalize(self.prototypes.weight, dim=1))
+        self.prototypes.normalize_()  # C stays on the unit sphere
         z = F.normalize(self.projector(forward_multicrop(self.backbone, views)), dim=1)
-        prototypes = self.prototypes.weight
-        if self.prototypes_frozen:  # a zero gradient rather than none: DDP must see the parameter used
-            prototypes = prototypes.detach() + 0 * prototypes
-        scores = (z @ prototypes.T).chunk(len(views))
+        scores = self.prototypes.scores(z, frozen=self.prototypes_frozen).chunk(len(views))
         codes = [self.codes(scores[s].detach(), s) for s in range(2)]
         loss = swav_loss(scores, codes, self.temperature)
         self.pending = [part.detach() for part in z.chunk(len(views))[:2]] if len(self.queues) else []

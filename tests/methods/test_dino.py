@@ -6,7 +6,8 @@ import torch
 from selfsup import augment, backbones, methods
 from selfsup.losses import dino_loss
 from selfsup.methods.byol import cosine_momentum
-from selfsup.methods.dino import DINOHead, teacher_temperature_at
+from selfsup.heads import DINOHead
+from selfsup.methods.dino import teacher_temperature_at
 from selfsup.methods.multicrop import forward_multicrop
 
 
