@@ -123,6 +123,11 @@ class Placement:
         model = model.to(self.device)
         return nn.DataParallel(model, device_ids=list(self.devices)) if len(self.devices) > 1 else model
 
+    def single(self) -> "Placement":
+        """The same on its first device alone: training steps and online updates do not split
+        batches over devices."""
+        return Placement(self.device, self.dtype)
+
     def __str__(self) -> str:
         where = f"cuda:{','.join(map(str, self.devices))}" if len(self.devices) > 1 else str(self.device)
         return f"{where}, {'float32' if self.dtype is None else str(self.dtype).removeprefix('torch.')}"

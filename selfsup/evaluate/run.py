@@ -8,7 +8,7 @@ import os
 from selfsup.config import ConfigError
 from selfsup.evaluate.protocols import embed_splits, evaluate_embeddings
 from selfsup.evaluate.suite import evaluate_all
-from selfsup.runs import Run
+from selfsup.runs import Run, protocol
 
 
 def evaluate_run(run_dir: str | os.PathLike, data: str | None = None, knn_k: int | None = None,
@@ -27,7 +27,7 @@ def evaluate_run(run_dir: str | os.PathLike, data: str | None = None, knn_k: int
         raise ConfigError(f"data={config.data!r}: images are {source.image_size} px, "
                           f"the run was trained on {config.image_size} px")
     result = {"run": str(run_dir), "data": config.data, "method": config.method,
-              "protocol": Run(run_dir, config).protocol, "placement": str(where)}
+              "protocol": protocol(config), "placement": str(where)}
     for name, model in (("pretrained", method), ("random_weights", run.method(weights=False))):
         train_embeddings, test_embeddings = embed_splits(model.backbone, train, test, config.mean, config.std, where)
         test_labels = None if test is None else test.labels

@@ -96,7 +96,7 @@ def adapt(classifier_dir, data: str, corruption: str | None = None, severity: in
     data is labelled, accuracy without adaptation, with test-time BN, and with TENT. Runs on
     ``accelerator``/``devices`` (default: the pretraining run's where available, else CPU)."""
     model, meta = load_classifier(classifier_dir)
-    where = classifier_placement(meta, accelerator, devices)  # one device: TENT's batches are its updates
+    where = classifier_placement(meta, accelerator, devices)
     source = open_sized_source(data, meta["image_size"], meta.get("label_column"), meta.get("modality", "image"),
                                meta.get("input_shape"))
     images = source.samples

@@ -93,19 +93,10 @@ def read_embeddings_file(path: Path) -> Embedded:
     return Embedded(embeddings, ids)
 
 
-def open_run(run_dir: str | os.PathLike, accelerator: str | None = None, devices: str | None = None):
-    """(config, method, placement) of a run directory: its last weights, and where they
-    work here (``accelerator``/``devices``, default the run's own where available, else CPU)."""
-    from selfsup.runs import Run
-
-    run = Run(run_dir)
-    return run.config, run.method(), run.placement(accelerator, devices)
-
-
 def load_embeddings(run_or_file: str | os.PathLike, data: str | None = None, accelerator: str | None = None,
                     devices: str | None = None) -> Embedded:
     """Embeddings of ``data`` (default: the run's data) with the run's backbone on
-    ``accelerator``/``devices`` (see ``open_run``), or the rows of an embeddings file
+    ``accelerator``/``devices`` (see ``selfsup.runs.Run.placement``), or the rows of an embeddings file
     (.parquet / .npy) when ``run_or_file`` is one."""
     path = Path(run_or_file)
     if path.is_file() and path.suffix in (".parquet", ".npy"):
@@ -113,7 +104,10 @@ def load_embeddings(run_or_file: str | os.PathLike, data: str | None = None, acc
             raise ConfigError(f"data={data!r}: not used with an embeddings file ({path}); "
                               f"pass a run directory to embed a data source")
         return read_embeddings_file(path)
-    config, method, placement = open_run(path, accelerator, devices)
+    from selfsup.runs import Run
+
+    run = Run(path)
+    config, method, placement = run.config, run.method(), run.placement(accelerator, devices)
     source = open_run_source(data or config.data, config)
     labels = None if source.labels is None else source.labels.numpy()
     return Embedded(embed_source(method, config, source, placement), list(source.ids), labels, source,
@@ -125,8 +119,6 @@ def embed_augmented(embedded: Embedded, views: int, seed: int = 0, batch_size: i
     """(views, N, D) embeddings of ``views`` strongly augmented copies of every sample of
     ``embedded``'s source (the SimCLR views of its modality), with the run's backbone in eval mode."""
     from dataclasses import replace
-
-    from selfsup import modalities
 
     config, method = embedded.run
     samples = embedded.source.samples

@@ -228,9 +228,8 @@ def load_classifier(path: str | os.PathLike) -> tuple[Classifier, dict]:
 def classifier_placement(meta: dict, accelerator: str | None = None, devices: str | None = None) -> Placement:
     """Where a saved classifier runs: ``accelerator``/``devices``, default the device and
     precision its pretraining run used where this machine has it, else the CPU; one device."""
-    where = placement(accelerator, devices, trained_on=meta.get("accelerator", "cpu"),
-                      trained_precision=meta.get("precision", "32-true"), modality=meta.get("modality", "image"))
-    return Placement(where.device, where.dtype)
+    return placement(accelerator, devices, trained_on=meta.get("accelerator", "cpu"),
+                     trained_precision=meta.get("precision", "32-true"), modality=meta.get("modality", "image")).single()
 
 
 def finetune(run_dir, labels, data: str | None = None, mode: str = "linear", pseudo_label: bool = False,
@@ -246,10 +245,9 @@ def finetune(run_dir, labels, data: str | None = None, mode: str = "linear", pse
     Trains on ``accelerator``/``devices`` (default: the run's device and precision where this
     machine has it, else the CPU)."""
     from selfsup.runs import Run
-    from selfsup.tasks.common import open_run
 
-    config, method, where = open_run(run_dir, accelerator, devices)
-    where = Placement(where.device, where.dtype)  # one device: training does not split batches
+    run = Run(run_dir)
+    config, method, where = run.config, run.method(), run.placement(accelerator, devices).single()
     source = open_run_source(data or config.data, config)
     train, test = holdout_split(source, 0.2, seed=0)
     if isinstance(labels, int) or str(labels).isdigit():
@@ -269,8 +267,7 @@ def finetune(run_dir, labels, data: str | None = None, mode: str = "linear", pse
     if test is not None and test.labels is not None and source.classes == classes:
         result["test_accuracy"] = float((predict(model, test.samples, placement=where) == test.labels).float().mean())
         if scratch:
-            fresh = Classifier(Run(run_dir, config).method(weights=False).backbone, len(classes), config.mean,
-                               config.std)
+            fresh = Classifier(run.method(weights=False).backbone, len(classes), config.mean, config.std)
             scratch_options = {k: v for k, v in training.items() if k in ("batch_size", "lr")}
             train_classifier(fresh, samples, targets, "full", None, steps, seed=seed, modality=source.modality,
                              placement=where, **scratch_options)
