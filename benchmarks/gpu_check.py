@@ -257,7 +257,7 @@ def overhead(images: torch.Tensor, calls: int, dtype) -> dict:
         state["step"] += 1
         step_views = recipe(images, torch.Generator().manual_seed(state["step"]), MEAN, STD)
         with autocast(device, dtype):
-            loss, _ = method.training_step(step_views)
+            loss = method.training_step(step_views)["loss"]
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)

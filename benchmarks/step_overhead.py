@@ -72,7 +72,7 @@ def full_step(method, recipe, images, optimizer, precision="32"):
         state["step"] += 1
         views = recipe(images, torch.Generator().manual_seed(state["step"]), MEAN, STD)
         with autocast:
-            loss, _ = method.training_step(views)
+            loss = method.training_step(views)["loss"]
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)

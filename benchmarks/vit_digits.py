@@ -107,7 +107,7 @@ def main() -> None:
             for group in optimizer.param_groups:
                 group["lr"] = lr * warmup_cosine(step, warmup, total)
             generator = torch.Generator().manual_seed(derived_seed(0, step))
-            loss, _ = method.training_step(recipe(train.images[batch], generator, mean, std))
+            loss = method.training_step(recipe(train.images[batch], generator, mean, std))["loss"]
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

@@ -70,8 +70,9 @@ class PretrainConfig:
                                            "the process stays at its peak memory)")
     stop_on_collapse: bool = option(False, "stop when the representation collapses (RankMe or embedding std "
                                            "at its floor after an epoch), keeping the last good checkpoint")
-    monitor_samples: int = option(1024, "training samples embedded after each epoch for the label-free "
-                                         "monitors (RankMe, alignment, uniformity, collapse)")
+    monitor_samples: int = option(1024, "rows of the last training steps of each epoch (their own embeddings, "
+                                         "no extra pass) that the label-free monitors read (RankMe, alignment, "
+                                         "uniformity, collapse)")
     report: bool = option(True, "write report.html (curves, embedding map, neighbour grids) at the end")
     log_every_n_steps: int | None = option(None, "steps between logged metrics (default: about twice an epoch, at most 50)")
     resume: bool = option(False, "continue the run in --out (default: the newest runs/<data>-<method>*) "

@@ -49,7 +49,7 @@ def pretrain_and_score(data: str, method: str, steps: int, batch_size: int, lr: 
     generator = torch.Generator().manual_seed(seed)
     for step in range(steps):
         batch = train.samples[torch.randperm(len(train), generator=generator)[:batch_size]]
-        loss, _ = model.training_step(recipe(batch, generator, mean, std))
+        loss = model.training_step(recipe(batch, generator, mean, std))["loss"]
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

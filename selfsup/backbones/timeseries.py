@@ -30,9 +30,12 @@ class SequenceBackbone(nn.Module):
     def sequence(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features = self.sequence(x)
+    def pooled(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, D, T) per-step features -> (B, D), pooled over time as ``forward`` pools."""
         return features.amax(dim=-1) if self.pool == "max" else features.mean(dim=-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pooled(self.sequence(x))
 
 
 class ResidualBlock1d(nn.Module):

@@ -1,41 +1,53 @@
 """Label-free monitoring during training, and the collapse alarm.
 
-After every epoch the backbone embeds a fixed buffer of training images (no augmentation)
-and two augmented views of it; RankMe, uniformity, the normalised per-dimension std and
-the alignment of the two views are logged (metrics.jsonl, progress bar). A collapsed
-representation (RankMe under ``rank_floor``, or std under ``std_fraction`` of the
-1/sqrt(D) a spread embedding has) raises a warning; with ``stop_on_collapse`` training
+The monitors read what the training steps already computed: every step returns the
+backbone's embeddings of its first view (and of the second view of the same samples, where
+the step embeds two with the backbone; ``selfsup.methods.base.StepOutput``). The rows of the
+last steps of each epoch, at least ``samples`` of them, give RankMe, uniformity and the
+normalised per-dimension std, and the pairs give the alignment of two views; they are logged
+(metrics.jsonl, progress bar) at the end of the epoch. No image is embedded twice for them:
+they are the training views, augmented, through the backbone in training mode, as Lightly's
+and solo-learn's batch-level monitors see them. Methods whose step has no second view
+through the same backbone (MoCo v2's key view meets only the key encoder; RotNet, MAE,
+I-JEPA and masked series reconstruction see one) log no alignment.
+
+A collapsed representation (RankMe under ``rank_floor``, or std under ``std_fraction`` of
+the 1/sqrt(D) a spread embedding has) raises a warning; with ``stop_on_collapse`` training
 stops and the collapsed state is not checkpointed, so ``last`` stays the last good one.
+With several processes each keeps its slices of the same last steps, and the rows are
+gathered, so every process measures what one process would.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
+from collections import deque
 
 import lightning as L
 import torch
 
-from selfsup.evaluate.monitors import alignment, label_free_monitors
-from selfsup.augment.ops import SliceDraws
-from selfsup.devices import Placement
-from selfsup.evaluate.protocols import embed_images
+from selfsup.evaluate.monitors import label_free_monitors
 
 
 class CollapseWarning(UserWarning):
     """The representation has collapsed (RankMe or embedding std at its floor)."""
 
 
-def gather_rows(part: torch.Tensor, chunk: int, total: int) -> torch.Tensor:
-    """The rows every process holds (at most ``chunk`` each, in rank order), ``total`` in all."""
+def gather_rows(part: torch.Tensor) -> torch.Tensor:
+    """Every process's rows (any number each), in rank order, on the CPU."""
     import torch.distributed as dist
 
     device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu"
-    padded = torch.zeros((chunk, *part.shape[1:]), dtype=part.dtype, device=device)
+    world = dist.get_world_size()
+    sizes = [torch.zeros(1, dtype=torch.long, device=device) for _ in range(world)]
+    dist.all_gather(sizes, torch.tensor([len(part)], device=device))
+    sizes = [int(n) for n in sizes]
+    padded = torch.zeros((max(sizes), *part.shape[1:]), dtype=part.dtype, device=device)
     padded[:len(part)] = part
-    parts = [torch.empty_like(padded) for _ in range(dist.get_world_size())]
+    parts = [torch.empty_like(padded) for _ in range(world)]
     dist.all_gather(parts, padded)
-    return torch.cat(parts)[:total].cpu()
+    return torch.cat([p[:n] for p, n in zip(parts, sizes)]).cpu()
 
 
 def is_collapsed(monitors: dict, dim: int, rank_floor: float = 2.0, std_fraction: float = 0.05) -> bool:
@@ -43,57 +55,50 @@ def is_collapsed(monitors: dict, dim: int, rank_floor: float = 2.0, std_fraction
 
 
 class RepresentationMonitor(L.Callback):
-    def __init__(self, images: torch.Tensor, mean, std, recipe, seed: int, samples: int = 1024,
-                 stop_on_collapse: bool = False, dtype: torch.dtype | None = None):
-        self.images = images[:samples]
-        self.mean, self.std, self.recipe, self.seed = mean, std, recipe, seed
+    """``samples``: rows the monitors read at each epoch's end (whole steps, the last ones)."""
+
+    def __init__(self, samples: int = 1024, stop_on_collapse: bool = False):
+        self.samples = samples
         self.stop_on_collapse = stop_on_collapse
-        self.dtype = dtype  # autocast of the monitors' forward passes (None: float32)
         self.collapsed_at: int | None = None
+        self.steps: deque = deque()  # (embeddings, paired or None) of this process's last steps
 
-    @torch.no_grad()
-    def measure(self, backbone: torch.nn.Module, device, rank: int = 0, world_size: int = 1) -> dict:
-        """The monitors of ``backbone`` on the buffer. With several processes each embeds its
-        slice of the buffer (views drawn as one process draws them) and the slices are
-        gathered, so every process gets the numbers one process would, for 1/N of the work."""
-        n = len(self.images)
-        chunk = -(-n // world_size)
-        start, stop = min(n, rank * chunk), min(n, (rank + 1) * chunk)
-        kept = stop - start
-        if kept == 0:  # more processes than buffer rows: this one measures a row it then drops
-            start, stop = 0, 1
-        mine = self.images[start:stop]
-        where = Placement(torch.device(device), self.dtype)
+    def record(self, out: dict, global_batch: int) -> None:
+        """Keep one step's rows; drop the oldest steps beyond ``samples`` rows of global batches."""
+        paired = out.get("paired")
+        self.steps.append((out["embeddings"].float().cpu(), None if paired is None else paired.float().cpu()))
+        while len(self.steps) > max(1, -(-self.samples // global_batch)):
+            self.steps.popleft()
 
-        def draws(seed):
-            generator = torch.Generator().manual_seed(seed)
-            return SliceDraws(generator, n, start) if world_size > 1 else generator
-        z = embed_images(backbone, mine, self.mean, self.std, placement=where)
-        images = mine.to(device)
-        views = self.recipe(images, draws(self.seed), self.mean, self.std)
-        if len(views) < 2:  # one-view recipes (RotNet, MAE): a second, independent augmentation
-            views += self.recipe(images, draws(self.seed + 1), self.mean, self.std)
-        was_training = backbone.training
-        backbone.eval()
-        try:
-            with where.autocast():
-                z1, z2 = (backbone(v).float().cpu() for v in views[:2])
-        finally:
-            backbone.train(was_training)
+    def rows(self, world_size: int = 1) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The kept embeddings and their pairs (None unless every kept step has them)."""
+        z = torch.cat([e for e, _ in self.steps])
+        paired = None if any(p is None for _, p in self.steps) else torch.cat([p for _, p in self.steps])
         if world_size > 1:
-            z, z1, z2 = (gather_rows(part[:kept], chunk, n) for part in (z, z1, z2))
-        monitors = label_free_monitors(z)
-        monitors["alignment"] = alignment(z1, z2)
-        return monitors
+            z = gather_rows(z)
+            paired = None if paired is None else gather_rows(paired)
+        return z, paired
+
+    def measure(self, z: torch.Tensor, paired: torch.Tensor | None) -> dict:
+        return label_free_monitors(z, paired)
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self.steps.clear()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.record(outputs, pl_module.batch_size)
 
     def on_train_epoch_end(self, trainer, pl_module):
-        backbone = pl_module.method.backbone
-        monitors = self.measure(backbone, pl_module.device, trainer.global_rank, trainer.world_size)
-        # every process holds the same gathered numbers: nothing to reduce
+        if not self.steps:
+            return
+        z, paired = self.rows(trainer.world_size)
+        monitors = self.measure(z, paired)
+        # every process holds the same gathered rows: nothing to reduce
         pl_module.log("rankme", monitors["rankme"], prog_bar=True, rank_zero_only=True)
         for name in ("uniformity", "embedding_std", "alignment"):
-            pl_module.log(name, monitors[name], rank_zero_only=True)
-        dim = backbone.dim if hasattr(backbone, "dim") else 1
+            if name in monitors:
+                pl_module.log(name, monitors[name], rank_zero_only=True)
+        dim = z.shape[1]
         if is_collapsed(monitors, dim):
             self.collapsed_at = trainer.current_epoch + 1
             action = "stopping (--stop-on-collapse); the last good checkpoint is kept" \

@@ -27,7 +27,9 @@ def embed_images(model, samples: torch.Tensor, mean, std, batch_size: int = 512,
                  placement: Placement = CPU) -> torch.Tensor:
     """Embed raw samples of any modality (uint8 images (N, 3, H, W), float tables or series)
     with ``model`` in eval mode, in batches on ``placement``'s device(s) under its autocast
-    (the model is moved there); returns float32 (N, D) on the CPU."""
+    (the model is moved there); returns float32 (N, D) on the CPU. ``model`` is a method
+    (``method(x)`` is ``method.embed(x)``, the representation used downstream) or any module
+    that maps a batch to (B, D), such as a bare backbone."""
     was_training = model.training
     model.eval()
     runner = placement.parallel(model)
@@ -42,10 +44,11 @@ def embed_images(model, samples: torch.Tensor, mean, std, batch_size: int = 512,
         model.train(was_training)
 
 
-def embed_splits(backbone, train, test, mean, std, placement: Placement = CPU):
-    """Embeddings of a (train, test) pair of sources on ``placement``; test may be None."""
-    train_embeddings = embed_images(backbone, train.samples, mean, std, placement=placement)
-    test_embeddings = None if test is None else embed_images(backbone, test.samples, mean, std,
+def embed_splits(model, train, test, mean, std, placement: Placement = CPU):
+    """Embeddings of a (train, test) pair of sources with ``model`` (as ``embed_images``) on
+    ``placement``; test may be None."""
+    train_embeddings = embed_images(model, train.samples, mean, std, placement=placement)
+    test_embeddings = None if test is None else embed_images(model, test.samples, mean, std,
                                                              placement=placement)
     return train_embeddings, test_embeddings
 

@@ -29,7 +29,7 @@ def evaluate_run(run_dir: str | os.PathLike, data: str | None = None, knn_k: int
     result = {"run": str(run_dir), "data": config.data, "method": config.method,
               "protocol": protocol(config), "placement": str(where)}
     for name, model in (("pretrained", method), ("random_weights", run.method(weights=False))):
-        train_embeddings, test_embeddings = embed_splits(model.backbone, train, test, config.mean, config.std, where)
+        train_embeddings, test_embeddings = embed_splits(model, train, test, config.mean, config.std, where)
         test_labels = None if test is None else test.labels
         prefix = "" if name == "pretrained" else "baseline_"
         scores = evaluate_embeddings(train_embeddings, train.labels, test_embeddings, test_labels, config.knn_k)

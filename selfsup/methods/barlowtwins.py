@@ -20,7 +20,7 @@ from torch import nn
 
 from selfsup.heads import MLP
 from selfsup.losses import barlow_twins_loss
-from selfsup.methods.base import Method, OptimizerDefaults
+from selfsup.methods.base import Method, OptimizerDefaults, step_output
 from selfsup.methods.registry import register
 
 
@@ -41,6 +41,7 @@ class BarlowTwins(Method):
         self.gather_distributed = gather_distributed
 
     def training_step(self, views):
-        z1, z2 = (self.projector(self.backbone(v)) for v in views)
+        h1, h2 = (self.backbone(v) for v in views)
+        z1, z2 = self.projector(h1), self.projector(h2)
         loss = barlow_twins_loss(z1, z2, self.off_diagonal_weight, self.gather_distributed)
-        return loss, {}
+        return step_output(loss, h1, paired=h2)

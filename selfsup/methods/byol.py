@@ -24,7 +24,7 @@ from torch import nn
 
 from selfsup.heads import MLP
 from selfsup.losses import normalized_mse
-from selfsup.methods.base import Method, OptimizerDefaults
+from selfsup.methods.base import Method, OptimizerDefaults, step_output
 from selfsup.methods.ema import ema_update, frozen_copy
 from selfsup.methods.registry import register
 
@@ -54,11 +54,12 @@ class BYOL(Method):
 
     def training_step(self, views):
         v1, v2 = views
-        q1, q2 = (self.predictor(self.projector(self.backbone(v))) for v in (v1, v2))
+        h1, h2 = self.backbone(v1), self.backbone(v2)
+        q1, q2 = (self.predictor(self.projector(h)) for h in (h1, h2))
         with torch.no_grad():
             t1, t2 = (self.target_projector(self.target_backbone(v)) for v in (v1, v2))
         loss = normalized_mse(q1, t2) + normalized_mse(q2, t1)
-        return loss, {"momentum": self.momentum}
+        return step_output(loss, h1, {"momentum": self.momentum}, paired=h2)
 
     def after_optimizer_step(self, progress: float) -> None:
         self.momentum = cosine_momentum(self.base_momentum, progress)

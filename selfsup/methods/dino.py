@@ -30,7 +30,7 @@ from torch import nn
 
 from selfsup.heads import DINOHead
 from selfsup.losses import dino_loss, updated_center
-from selfsup.methods.base import Method, OptimizerDefaults
+from selfsup.methods.base import Method, OptimizerDefaults, step_output
 from selfsup.methods.byol import cosine_momentum
 from selfsup.methods.ema import ema_update, frozen_copy
 from selfsup.methods.multicrop import forward_multicrop
@@ -80,13 +80,16 @@ class DINO(Method):
         return cosine_momentum(self.base_momentum, float(self.progress))
 
     def training_step(self, views):
-        student = self.head(forward_multicrop(self.backbone, views)).chunk(len(views))
+        features = forward_multicrop(self.backbone, views)
+        student = self.head(features).chunk(len(views))
         with torch.no_grad():
             teacher = self.teacher_head(forward_multicrop(self.teacher_backbone, views[:2]))
         temperature = self.teacher_temperature
         loss = dino_loss(student, teacher.chunk(2), self.center, self.temperature, temperature)
         self.center.copy_(updated_center(self.center, teacher, self.center_momentum, self.gather_distributed))
-        return loss, {"teacher_temperature": temperature, "momentum": self.momentum}
+        first, second = features.split([len(v) for v in views])[:2]
+        return step_output(loss, first, {"teacher_temperature": temperature, "momentum": self.momentum},
+                           paired=second)
 
     def after_optimizer_step(self, progress: float) -> None:
         self.progress.fill_(progress)

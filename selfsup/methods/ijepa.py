@@ -30,7 +30,7 @@ from torch import nn
 
 from selfsup.backbones.vit import TokenPredictor, gather_tokens, require_vit
 from selfsup.losses.ijepa import jepa_loss
-from selfsup.methods.base import Method, OptimizerDefaults
+from selfsup.methods.base import Method, OptimizerDefaults, step_output
 from selfsup.methods.ema import ema_update, frozen_copy
 from selfsup.methods.masking import multi_block, step_generator
 from selfsup.methods.registry import register
@@ -76,6 +76,10 @@ class IJEPA(Method):
 
     def prediction_loss(self, images: torch.Tensor, context: torch.Tensor,
                         targets: torch.Tensor) -> torch.Tensor:
+        return self.prediction(images, context, targets)[0]
+
+    def prediction(self, images: torch.Tensor, context: torch.Tensor, targets: torch.Tensor):
+        """(the loss, the encoded context tokens (B, K, D))."""
         n, blocks, size = targets.shape
         with torch.no_grad():
             target = gather_tokens(self.target_encoder.tokens(images), targets.flatten(1))
@@ -83,13 +87,14 @@ class IJEPA(Method):
         # one predictor pass per (sample, block): the context is repeated for each block
         predicted = self.predictor(encoded.repeat_interleave(blocks, dim=0),
                                    context.repeat_interleave(blocks, dim=0), targets.flatten(0, 1))
-        return jepa_loss(predicted.reshape(n, blocks * size, -1), target)
+        return jepa_loss(predicted.reshape(n, blocks * size, -1), target), encoded
 
     def training_step(self, views):
         images = views[0]
         context, targets = (m.to(images.device) for m in self.sample_masks(len(images)))
-        loss = self.prediction_loss(images, context, targets)
-        return loss, {"momentum": self.momentum, "context_patches": float(context.shape[1])}
+        loss, encoded = self.prediction(images, context, targets)
+        return step_output(loss, encoded.mean(dim=1),  # the context tokens, pooled as the backbone pools
+                           {"momentum": self.momentum, "context_patches": float(context.shape[1])})
 
     def after_optimizer_step(self, progress: float) -> None:
         self.momentum = linear_momentum(self.base_momentum, progress)

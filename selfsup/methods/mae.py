@@ -26,7 +26,7 @@ from torch import nn
 
 from selfsup.backbones.vit import TokenPredictor, require_vit
 from selfsup.losses.mae import masked_patch_mse, patchify
-from selfsup.methods.base import Method, OptimizerDefaults
+from selfsup.methods.base import Method, OptimizerDefaults, step_output
 from selfsup.methods.masking import random_visible, step_generator
 from selfsup.methods.registry import register
 
@@ -71,6 +71,11 @@ class MAE(Method):
 
         Returns (prediction (B, N, P) with zeros at the visible patches, mask (B, N): 1 where
         a patch was masked)."""
+        prediction, mask, _ = self.predict_from_visible(images, visible)
+        return prediction, mask
+
+    def predict_from_visible(self, images: torch.Tensor, visible: torch.Tensor):
+        """``predict``'s two results and the encoded visible tokens (B, K, D)."""
         n, patches = len(images), self.backbone.num_patches
         mask = torch.ones(n, patches, device=images.device).scatter_(1, visible, 0.0)
         masked = mask.nonzero()[:, 1].reshape(n, patches - visible.shape[1])
@@ -78,14 +83,19 @@ class MAE(Method):
         predicted = self.decoder(latent, visible, masked)
         prediction = predicted.new_zeros(n, patches, predicted.shape[-1])
         prediction = prediction.scatter(1, masked[..., None].expand_as(predicted), predicted)
-        return prediction, mask
+        return prediction, mask, latent
 
     def reconstruction_loss(self, images: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
-        prediction, mask = self.predict(images, visible)
+        return self.reconstruction(images, visible)[0]
+
+    def reconstruction(self, images: torch.Tensor, visible: torch.Tensor):
+        """(the loss, the encoded visible tokens (B, K, D))."""
+        prediction, mask, latent = self.predict_from_visible(images, visible)
         target = patchify(images, self.backbone.patch_size)
-        return masked_patch_mse(prediction, target, mask, self.normalize_target)
+        return masked_patch_mse(prediction, target, mask, self.normalize_target), latent
 
     def training_step(self, views):
         images = views[0]
         visible = self.sample_visible(len(images)).to(images.device)
-        return self.reconstruction_loss(images, visible), {}
+        loss, latent = self.reconstruction(images, visible)
+        return step_output(loss, latent.mean(dim=1))  # the visible tokens, pooled as the backbone pools

@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from selfsup.methods.base import Method, OptimizerDefaults
+from selfsup.methods.base import Method, OptimizerDefaults, step_output
 from selfsup.methods.masking import global_rows, step_generator
 from selfsup.methods.registry import register
 
@@ -67,13 +67,19 @@ class MaskedSeries(Method):
         self.register_buffer("mask_step", torch.tensor(0))
 
     def reconstruct(self, x: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
-        features = self.backbone.sequence(x.masked_fill(hidden, 0.0))  # (B, D, T)
-        return self.decoder(features.transpose(1, 2)).transpose(1, 2)  # (B, C, T)
+        return self.reconstruct_with_features(x, hidden)[0]
+
+    def reconstruct_with_features(self, x: torch.Tensor, hidden: torch.Tensor):
+        """(the reconstruction (B, C, T), the per-step features (B, D, T))."""
+        features = self.backbone.sequence(x.masked_fill(hidden, 0.0))
+        return self.decoder(features.transpose(1, 2)).transpose(1, 2), features
 
     def training_step(self, views):
         x = views[0]
         generator = step_generator(int(self.mask_seed), int(self.mask_step))
         self.mask_step += 1
         hidden = geometric_masks(*x.shape, self.ratio, self.mean_span, generator).to(x.device)
-        error = (self.reconstruct(x, hidden) - x).pow(2)
-        return error[hidden].mean(), {"hidden_fraction": float(hidden.float().mean())}
+        reconstruction, features = self.reconstruct_with_features(x, hidden)
+        error = (reconstruction - x).pow(2)
+        return step_output(error[hidden].mean(), self.backbone.pooled(features),
+                           {"hidden_fraction": float(hidden.float().mean())})

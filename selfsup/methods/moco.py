@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from selfsup.losses import gather, info_nce
-from selfsup.methods.base import Method, OptimizerDefaults
+from selfsup.methods.base import Method, OptimizerDefaults, step_output
 from selfsup.methods.ema import ema_update, frozen_copy
 from selfsup.methods.queue import FeatureQueue
 from selfsup.methods.registry import register
@@ -71,13 +71,14 @@ class MoCo(Method):
     def training_step(self, views):
         x_query, x_key = views
         chunks = max(1, min(self.bn_splits, len(x_query) // 2))  # at least 2 samples per BatchNorm
-        q = self.projector(forward_in_chunks(self.backbone, x_query, chunks))
+        h = forward_in_chunks(self.backbone, x_query, chunks)  # the key view meets only the key encoder
+        q = self.projector(h)
         with torch.no_grad():
             k = self.key_projector(forward_in_chunks(self.key_backbone, x_key, chunks, interleave=True))
             k = F.normalize(k, dim=1)
         loss = info_nce(q, k, self.queue.features, self.temperature)
         self.pending_keys = k  # enqueued after the optimizer step, as in the paper's algorithm 1
-        return loss, {"momentum": self.momentum}
+        return step_output(loss, h, {"momentum": self.momentum})
 
     def after_optimizer_step(self, progress: float) -> None:
         ema_update(self.backbone, self.key_backbone, self.momentum)

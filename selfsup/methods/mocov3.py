@@ -23,7 +23,7 @@ from torch import nn
 
 from selfsup.heads import MLP
 from selfsup.losses import batch_info_nce
-from selfsup.methods.base import Method, OptimizerDefaults
+from selfsup.methods.base import Method, OptimizerDefaults, step_output
 from selfsup.methods.byol import cosine_momentum
 from selfsup.methods.ema import ema_update, frozen_copy
 from selfsup.methods.registry import register
@@ -55,11 +55,12 @@ class MoCoV3(Method):
         return 2 * self.temperature * batch_info_nce(q, k, self.temperature, self.gather_distributed)
 
     def training_step(self, views):
-        q1, q2 = (self.predictor(self.projector(self.backbone(v))) for v in views)
+        h1, h2 = (self.backbone(v) for v in views)
+        q1, q2 = (self.predictor(self.projector(h)) for h in (h1, h2))
         with torch.no_grad():
             k1, k2 = (self.momentum_projector(self.momentum_backbone(v)) for v in views)
         loss = self.contrast(q1, k2) + self.contrast(q2, k1)
-        return loss, {"momentum": self.momentum}
+        return step_output(loss, h1, {"momentum": self.momentum}, paired=h2)
 
     def after_optimizer_step(self, progress: float) -> None:
         self.momentum = cosine_momentum(self.base_momentum, progress)

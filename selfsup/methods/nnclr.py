@@ -24,7 +24,7 @@ from torch import nn
 
 from selfsup.heads import MLP
 from selfsup.losses import batch_info_nce, gather
-from selfsup.methods.base import Method, OptimizerDefaults
+from selfsup.methods.base import Method, OptimizerDefaults, step_output
 from selfsup.methods.queue import FeatureQueue
 from selfsup.methods.registry import register
 
@@ -57,13 +57,14 @@ class NNCLR(Method):
         self.pending_projections: torch.Tensor | None = None
 
     def training_step(self, views):
-        z1, z2 = (self.projector(self.backbone(v)) for v in views)
+        h1, h2 = (self.backbone(v) for v in views)
+        z1, z2 = self.projector(h1), self.projector(h2)
         p1, p2 = self.predictor(z1), self.predictor(z2)
         nn1, nn2 = (nearest_neighbour(z, self.support.features) for z in (z1, z2))
         loss = (batch_info_nce(nn1, p2, self.temperature, self.gather_distributed)
                 + batch_info_nce(nn2, p1, self.temperature, self.gather_distributed)) / 2
         self.pending_projections = F.normalize(z1.detach(), dim=1)
-        return loss, {}
+        return step_output(loss, h1, paired=h2)
 
     def after_optimizer_step(self, progress: float) -> None:
         if self.pending_projections is not None:

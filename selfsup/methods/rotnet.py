@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from selfsup.heads import MLP
-from selfsup.methods.base import Method, OptimizerDefaults
+from selfsup.methods.base import Method, OptimizerDefaults, step_output
 from selfsup.methods.registry import register
 
 
@@ -50,7 +50,8 @@ class RotNet(Method):
         if images.shape[-1] != images.shape[-2]:
             raise ValueError(f"RotNet needs square images to rotate, got {tuple(images.shape[-2:])}")
         rotated, labels = rotations(images)
-        logits = self.classifier(self.backbone(rotated))
+        features = self.backbone(rotated)  # the unrotated batch first
+        logits = self.classifier(features)
         loss = F.cross_entropy(logits, labels)
         accuracy = (logits.argmax(dim=1) == labels).float().mean()
-        return loss, {"rotation_accuracy": float(accuracy)}
+        return step_output(loss, features[:len(images)], {"rotation_accuracy": float(accuracy)})

@@ -18,7 +18,7 @@ from torch import nn
 
 from selfsup.heads import MLP
 from selfsup.losses.infonce import batch_info_nce
-from selfsup.methods.base import Method, OptimizerDefaults
+from selfsup.methods.base import Method, OptimizerDefaults, step_output
 from selfsup.methods.registry import register
 
 
@@ -40,5 +40,6 @@ class SCARF(Method):
         self.gather_distributed = gather_distributed
 
     def training_step(self, views):
-        anchor, corrupted = (self.head(self.backbone(v)) for v in views)
-        return batch_info_nce(anchor, corrupted, self.temperature, self.gather_distributed), {}
+        h1, h2 = (self.backbone(v) for v in views)
+        loss = batch_info_nce(self.head(h1), self.head(h2), self.temperature, self.gather_distributed)
+        return step_output(loss, h1, paired=h2)

@@ -17,7 +17,7 @@ from torch import nn
 
 from selfsup.heads import MLP
 from selfsup.losses import nt_xent
-from selfsup.methods.base import Method, OptimizerDefaults
+from selfsup.methods.base import Method, OptimizerDefaults, step_output
 from selfsup.methods.registry import register
 
 
@@ -41,5 +41,5 @@ class SimCLR(Method):
         return nt_xent(z1, z2, self.temperature, self.gather_distributed)
 
     def training_step(self, views):
-        z1, z2 = (self.projector(self.backbone(v)) for v in views)
-        return self.loss(z1, z2), {}
+        h1, h2 = (self.backbone(v) for v in views)
+        return step_output(self.loss(self.projector(h1), self.projector(h2)), h1, paired=h2)

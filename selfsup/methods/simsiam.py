@@ -19,7 +19,7 @@ from torch import nn
 
 from selfsup.heads import MLP
 from selfsup.losses import negative_cosine
-from selfsup.methods.base import Method, OptimizerDefaults
+from selfsup.methods.base import Method, OptimizerDefaults, step_output
 from selfsup.methods.registry import register
 
 
@@ -40,7 +40,8 @@ class SimSiam(Method):
         self.predictor = MLP(projection_dim, predictor_hidden_dim, projection_dim)
 
     def training_step(self, views):
-        z1, z2 = (self.projector(self.backbone(v)) for v in views)
+        h1, h2 = (self.backbone(v) for v in views)
+        z1, z2 = self.projector(h1), self.projector(h2)
         p1, p2 = self.predictor(z1), self.predictor(z2)
         loss = negative_cosine(p1, z2) / 2 + negative_cosine(p2, z1) / 2
-        return loss, {}
+        return step_output(loss, h1, paired=h2)

@@ -14,7 +14,7 @@ learning rate per 256 samples.
 from __future__ import annotations
 
 from selfsup.losses import supcon_loss
-from selfsup.methods.base import OptimizerDefaults
+from selfsup.methods.base import OptimizerDefaults, step_output
 from selfsup.methods.registry import register
 from selfsup.methods.simclr import SimCLR
 
@@ -34,6 +34,7 @@ class SupCon(SimCLR):
         super().__init__(backbone, projection_dim, hidden_dim, temperature, gather_distributed)
 
     def training_step(self, views, *, labels):
-        z1, z2 = (self.projector(self.backbone(v)) for v in views)
+        h1, h2 = (self.backbone(v) for v in views)
+        z1, z2 = self.projector(h1), self.projector(h2)
         loss = supcon_loss(z1, z2, labels, self.temperature, self.gather_distributed)
-        return loss, {}
+        return step_output(loss, h1, paired=h2)

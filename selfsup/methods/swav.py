@@ -32,7 +32,7 @@ from torch import nn
 from selfsup.heads import MLP, Prototypes
 from selfsup.losses import gather, sinkhorn, swav_loss
 from selfsup.losses.distributed import is_distributed, rank
-from selfsup.methods.base import Method, OptimizerDefaults
+from selfsup.methods.base import Method, OptimizerDefaults, step_output
 from selfsup.methods.multicrop import forward_multicrop
 from selfsup.methods.queue import FeatureQueue
 from selfsup.methods.registry import register
@@ -86,13 +86,15 @@ class SwAV(Method):
 
     def training_step(self, views):
         self.prototypes.normalize_()  # C stays on the unit sphere
-        z = F.normalize(self.projector(forward_multicrop(self.backbone, views)), dim=1)
+        features = forward_multicrop(self.backbone, views)
+        z = F.normalize(self.projector(features), dim=1)
         scores = self.prototypes.scores(z, frozen=self.prototypes_frozen).chunk(len(views))
         codes = [self.codes(scores[s].detach(), s) for s in range(2)]
         loss = swav_loss(scores, codes, self.temperature)
         self.pending = [part.detach() for part in z.chunk(len(views))[:2]] if len(self.queues) else []
         logs = {"prototypes_frozen": float(self.prototypes_frozen), "queue_used": float(self.queue_full)}
-        return loss, logs
+        first, second = features.split([len(v) for v in views])[:2]
+        return step_output(loss, first, logs, paired=second)
 
     def after_optimizer_step(self, progress: float) -> None:
         self.steps += 1

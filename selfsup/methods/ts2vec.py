@@ -22,7 +22,7 @@ from torch import nn
 
 from selfsup.backbones.timeseries import DilatedCNN
 from selfsup.losses.ts2vec import hierarchical_contrastive_loss
-from selfsup.methods.base import Method, OptimizerDefaults
+from selfsup.methods.base import Method, OptimizerDefaults, step_output
 from selfsup.methods.masking import global_rows, step_generator
 from selfsup.methods.registry import register
 
@@ -87,8 +87,10 @@ class TS2Vec(Method):
         self.crop_step += 1
         offsets, a1, a2, b1, b2 = context_crops(len(x), x.shape[-1], generator)
         overlap = b1 - a2
-        z1 = self.encode(take_windows(x, offsets + a1, b1 - a1), generator)[..., -overlap:]
-        z2 = self.encode(take_windows(x, offsets + a2, b2 - a2), generator)[..., :overlap]
+        crop1 = self.encode(take_windows(x, offsets + a1, b1 - a1), generator)
+        crop2 = self.encode(take_windows(x, offsets + a2, b2 - a2), generator)
+        z1, z2 = crop1[..., -overlap:], crop2[..., :overlap]
         loss = hierarchical_contrastive_loss(z1.transpose(1, 2), z2.transpose(1, 2), self.alpha,
                                              self.gather_distributed)
-        return loss, {"overlap": float(overlap)}
+        return step_output(loss, self.backbone.pooled(crop1), {"overlap": float(overlap)},
+                           paired=self.backbone.pooled(crop2))

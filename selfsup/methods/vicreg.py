@@ -19,7 +19,7 @@ from torch import nn
 
 from selfsup.heads import MLP
 from selfsup.losses import vicreg_loss
-from selfsup.methods.base import Method, OptimizerDefaults
+from selfsup.methods.base import Method, OptimizerDefaults, step_output
 from selfsup.methods.registry import register
 
 
@@ -41,6 +41,7 @@ class VICReg(Method):
         self.gather_distributed = gather_distributed
 
     def training_step(self, views):
-        z1, z2 = (self.expander(self.backbone(v)) for v in views)
+        h1, h2 = (self.backbone(v) for v in views)
+        z1, z2 = self.expander(h1), self.expander(h2)
         loss = vicreg_loss(z1, z2, *self.weights, gather_distributed=self.gather_distributed)
-        return loss, {}
+        return step_output(loss, h1, paired=h2)

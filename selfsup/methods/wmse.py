@@ -21,7 +21,7 @@ from torch import nn
 
 from selfsup.heads import MLP
 from selfsup.losses.wmse import wmse_loss
-from selfsup.methods.base import Method, OptimizerDefaults
+from selfsup.methods.base import Method, OptimizerDefaults, step_output
 from selfsup.methods.masking import step_generator
 from selfsup.methods.registry import register
 
@@ -50,9 +50,10 @@ class WMSE(Method):
         self.register_buffer("split_step", torch.tensor(0))
 
     def training_step(self, views):
-        embeddings = [self.projector(self.backbone(v)) for v in views]
+        features = [self.backbone(v) for v in views]
+        embeddings = [self.projector(h) for h in features]
         generator = step_generator(int(self.split_seed), int(self.split_step))
         self.split_step += 1
         loss = wmse_loss(embeddings, self.whiten_size, generator, self.iterations, self.eps,
                          self.gather_distributed)
-        return loss, {}
+        return step_output(loss, features[0], paired=features[1])

@@ -91,8 +91,8 @@ def build_report(run_dir: str | os.PathLike, accelerator: str | None = None, dev
     generator = np.random.default_rng(0)
     subset = np.sort(generator.choice(len(shown), min(MAP_SAMPLES, len(shown)), replace=False))
     shown = shown.subset(subset)
-    embeddings = embed_images(method.backbone, shown.samples, config.mean, config.std, placement=where)
-    bank = embed_images(method.backbone, train.samples, config.mean, config.std, placement=where)
+    embeddings = embed_images(method, shown.samples, config.mean, config.std, placement=where)
+    bank = embed_images(method, train.samples, config.mean, config.std, placement=where)
 
     queries = generator.choice(len(shown), min(QUERIES, len(shown)), replace=False)
     similarities, positions = NeighborIndex("flat").fit(bank.numpy()).search(embeddings[queries].numpy(), NEIGHBOURS)

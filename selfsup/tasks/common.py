@@ -39,7 +39,7 @@ def embed_source(method, config, source, placement: Placement = CPU) -> np.ndarr
     mode), in batches on ``placement``."""
     from selfsup.evaluate.protocols import embed_images
 
-    return embed_images(method.backbone, source.samples, config.mean, config.std, placement=placement).numpy()
+    return embed_images(method, source.samples, config.mean, config.std, placement=placement).numpy()
 
 
 def open_sized_source(data: str, image_size: int | None, label_column: str | None = None,
@@ -126,14 +126,20 @@ def embed_augmented(embedded: Embedded, views: int, seed: int = 0, batch_size: i
     recipe = replace(recipe, views=recipe.views[:1])  # one view a pass
     generator = seeded(seed)
     where = embedded.placement
-    backbone = method.backbone.eval()
-    runner = where.parallel(backbone)
-    out = np.empty((views, len(samples), backbone.dim), dtype=np.float32)
-    for v in range(views):
-        for start in range(0, len(samples), batch_size):
-            (x,) = recipe(samples[start:start + batch_size].to(where.device), generator, config.mean, config.std)
-            with where.autocast():
-                out[v, start:start + batch_size] = runner(x).float().cpu().numpy()
+    was_training = method.training
+    runner = where.parallel(method.eval())  # method(x) is method.embed(x)
+    out = None
+    try:
+        for v in range(views):
+            for start in range(0, len(samples), batch_size):
+                (x,) = recipe(samples[start:start + batch_size].to(where.device), generator, config.mean, config.std)
+                with where.autocast():
+                    z = runner(x).float().cpu().numpy()
+                if out is None:
+                    out = np.empty((views, len(samples), z.shape[1]), dtype=np.float32)
+                out[v, start:start + len(z)] = z
+    finally:
+        method.train(was_training)
     return out
 
 

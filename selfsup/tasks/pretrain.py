@@ -25,9 +25,7 @@ def pretrain(config: PretrainConfig) -> dict:
     where = run.placement()  # the training device (rank 0's) and precision
     rank_zero = prepared.rank == 0
     baseline = evaluate_method(prepared.method, train, test, config, where) if rank_zero else {}
-    monitor = RepresentationMonitor(train.samples, config.mean, config.std, prepared.recipe, config.seed,
-                                    samples=config.monitor_samples, stop_on_collapse=config.stop_on_collapse,
-                                    dtype=where.dtype)
+    monitor = RepresentationMonitor(config.monitor_samples, stop_on_collapse=config.stop_on_collapse)
     train_seconds = fit(prepared, callbacks=[monitor], monitor=monitor)
     if not rank_zero:
         return {}
@@ -56,6 +54,6 @@ def pretrain(config: PretrainConfig) -> dict:
 
 def evaluate_method(method, train, test, config: PretrainConfig, where: Placement) -> dict:
     """The summary's numbers: kNN and linear top-1 on the holdout, RankMe of the training part."""
-    train_embeddings, test_embeddings = embed_splits(method.backbone, train, test, config.mean, config.std, where)
+    train_embeddings, test_embeddings = embed_splits(method, train, test, config.mean, config.std, where)
     return evaluate_embeddings(train_embeddings, train.labels, test_embeddings,
                                None if test is None else test.labels, knn_k=config.knn_k)

@@ -101,9 +101,13 @@ class PretrainModule(L.LightningModule):
         views = self.recipe(images, generator, self.mean, self.std)
         if self.method.needs_labels:
             labels = self.labels[indices.to(self.labels.device)].to(images.device)
-            loss, logs = self.method.training_step(views, labels=labels)
+            out = self.method.training_step(views, labels=labels)
         else:
-            loss, logs = self.method.training_step(views)
+            out = self.method.training_step(views)
+        if not isinstance(out, dict) or "loss" not in out or "embeddings" not in out:
+            raise TypeError(f"{type(self.method).__name__}.training_step must return a StepOutput dict "
+                            f"(selfsup.methods.base.step_output), got {type(out).__name__}")
+        loss, logs = out["loss"], out.get("logs", {})
         if not torch.isfinite(loss):
             raise DivergenceError(f"loss is {loss.item()} at step {self.global_step} "
                                   f"(epoch {self.current_epoch})")
@@ -111,7 +115,7 @@ class PretrainModule(L.LightningModule):
         self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False)
         for name, value in logs.items():
             self.log(name, value, on_step=True, on_epoch=False)
-        return loss
+        return out  # the monitors read its embeddings in on_train_batch_end
 
     def on_train_batch_end(self, outputs, batch, batch_idx):
         # global_step has already advanced past the step just taken

@@ -43,6 +43,6 @@ def test_wmse_trains_under_bf16_autocast():
     method = methods.create("wmse", backbones.create("smallcnn"))
     views = [torch.rand(72, 3, 16, 16) for _ in range(2)]
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        loss, _ = method.training_step(views)
+        loss = method.training_step(views)["loss"]
     loss.backward()
     assert loss.dtype == torch.float32 and torch.isfinite(loss)

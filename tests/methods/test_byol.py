@@ -34,7 +34,7 @@ def test_ema_update_formula():
 def test_target_network_gets_no_gradient():
     byol = make_byol()
     views = [torch.randn(4, 3, 16, 16), torch.randn(4, 3, 16, 16)]
-    loss, _ = byol.training_step(views)
+    loss = byol.training_step(views)["loss"]
     loss.backward()
     assert all(p.grad is None for p in byol.target_backbone.parameters())
     assert all(p.grad is None for p in byol.target_projector.parameters())
@@ -46,7 +46,7 @@ def test_loss_is_symmetric_sum_of_both_directions():
     byol = make_byol()
     byol.eval()  # fixed BatchNorm statistics so the pieces can be recomputed
     v1, v2 = torch.randn(4, 3, 16, 16), torch.randn(4, 3, 16, 16)
-    loss, _ = byol.training_step([v1, v2])
+    loss = byol.training_step([v1, v2])["loss"]
     from selfsup.losses import normalized_mse
     q = lambda v: byol.predictor(byol.projector(byol.backbone(v)))
     t = lambda v: byol.target_projector(byol.target_backbone(v))

@@ -26,6 +26,11 @@ def raw_samples(modality: str, n: int) -> torch.Tensor:
     return torch.randn(n, *INPUT_SHAPE[modality], generator=generator)
 
 
+# steps with no second view through the same backbone: MoCo v2's key view meets only the
+# key encoder; RotNet, MAE, I-JEPA and masked reconstruction see one view
+WITHOUT_PAIRS = {"moco", "rotnet", "mae", "ijepa", "masked_series"}
+
+
 @pytest.mark.parametrize("name", list(METHODS))
 def test_method_conforms(name):
     cls = METHODS[name]
@@ -45,14 +50,21 @@ def test_method_conforms(name):
     views = recipe(raw_samples(modality, batch_size), torch.Generator().manual_seed(0), mean, std)
 
     labels = {"labels": torch.arange(batch_size) % 3} if cls.needs_labels else {}
-    loss, logs = method.training_step(views, **labels)
+    out = method.training_step(views, **labels)
+    loss, logs = out["loss"], out["logs"]
     assert loss.shape == () and torch.isfinite(loss) and isinstance(logs, dict)
+    # the step's own first-view embeddings (what the monitors read), and the second view's
+    # where it has one through the same backbone
+    for key in ("embeddings", "paired") if "paired" in out else ("embeddings",):
+        assert out[key].shape == (batch_size, backbone.dim) and not out[key].requires_grad, key
+    assert ("paired" in out) == (name not in WITHOUT_PAIRS)
     loss.backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in method.backbone.parameters())
     method.after_optimizer_step(0.0)
 
     embeddings = method.eval().embed(views[0])
     assert embeddings.shape == (batch_size, backbone.dim) and not embeddings.requires_grad
+    assert torch.equal(method(views[0]), embeddings)  # method(x) is method.embed(x): what downstream calls
 
 
 def test_unknown_method_names_the_available_ones():

@@ -28,7 +28,8 @@ def test_training_step_on_recipe_views_reaches_backbone_not_teacher():
     dino = methods.create("dino", backbones.create("smallcnn"))
     views = multicrop_views()
     assert [v.shape[-1] for v in views] == [32, 32, 14, 14, 14]
-    loss, logs = dino.training_step(views)
+    out = dino.training_step(views)
+    loss, logs = out["loss"], out["logs"]
     assert torch.isfinite(loss) and logs["teacher_temperature"] == 0.04 and logs["momentum"] == 0.99
     loss.backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in dino.backbone.parameters())
@@ -58,7 +59,7 @@ def test_loss_and_centre_update():
         dino.center.normal_()
     center = dino.center.clone()
     views = multicrop_views()
-    loss, _ = dino.training_step(views)
+    loss = dino.training_step(views)["loss"]
     student = dino.head(forward_multicrop(dino.backbone, views)).chunk(len(views))
     teacher = dino.teacher_head(forward_multicrop(dino.teacher_backbone, views[:2]))
     assert torch.allclose(loss, dino_loss(student, teacher.chunk(2), center, 0.2, 0.04), atol=1e-5)
@@ -74,7 +75,7 @@ def test_teacher_temperature_schedule():
     assert teacher_temperature_at(0.5, 0.02, 0.06, warmup=0.0) == 0.06
     dino = make_dino(teacher_temperature_warmup=0.5)
     dino.after_optimizer_step(0.25)  # the step after this one uses the new temperature
-    _, logs = dino.training_step(multicrop_views(n=4))
+    logs = dino.training_step(multicrop_views(n=4))["logs"]
     assert abs(logs["teacher_temperature"] - 0.055) < 1e-9
     restored = make_dino(teacher_temperature_warmup=0.5)
     restored.load_state_dict(dino.state_dict())  # the schedule's position is checkpointed

@@ -19,7 +19,8 @@ def test_training_step_on_recipe_views_reaches_backbone():
     images = torch.randint(0, 256, (4, 3, 16, 16), dtype=torch.uint8)
     views = augment.create(ijepa.recipe, 16)(images, torch.Generator().manual_seed(0), [0.5] * 3, [0.25] * 3)
     assert len(views) == 1
-    loss, logs = ijepa.training_step(views)
+    out = ijepa.training_step(views)
+    loss, logs = out["loss"], out["logs"]
     assert torch.isfinite(loss) and logs["momentum"] == 0.996
     loss.backward()
     assert ijepa.backbone.patch_embed.proj.weight.grad.abs().sum() > 0

@@ -22,7 +22,8 @@ def views(n=8):
 def test_training_step_runs_and_reaches_backbone():
     torch.manual_seed(0)
     moco = methods.create("moco", backbones.create("smallcnn"))
-    loss, logs = moco.training_step(views())
+    out = moco.training_step(views())
+    loss, logs = out["loss"], out["logs"]
     assert torch.isfinite(loss) and logs["momentum"] == 0.99
     loss.backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in moco.backbone.parameters())
@@ -32,7 +33,7 @@ def test_training_step_runs_and_reaches_backbone():
 
 def test_key_encoder_gets_no_gradient():
     moco = make_moco()
-    loss, _ = moco.training_step(views())
+    loss = moco.training_step(views())["loss"]
     loss.backward()
     assert all(p.grad is None for p in moco.key_backbone.parameters())
     assert all(p.grad is None for p in moco.key_projector.parameters())
@@ -44,7 +45,7 @@ def test_loss_contrasts_the_query_with_its_key_and_the_queue():
     moco.eval()
     xq, xk = views()
     queue_before = moco.queue.features.clone()
-    loss, _ = moco.training_step([xq, xk])
+    loss = moco.training_step([xq, xk])["loss"]
     q = moco.projector(moco.backbone(xq))
     k = moco.key_projector(moco.key_backbone(xk))
     assert torch.allclose(loss, info_nce(q, k, queue_before, 0.2), atol=1e-5)

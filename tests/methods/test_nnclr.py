@@ -35,7 +35,7 @@ def test_loss_uses_neighbours_of_projections_against_the_other_views_predictions
     nnclr.eval()
     v1, v2 = views()
     support = nnclr.support.features.clone()
-    loss, _ = nnclr.training_step([v1, v2])
+    loss = nnclr.training_step([v1, v2])["loss"]
     z1, z2 = nnclr.projector(nnclr.backbone(v1)), nnclr.projector(nnclr.backbone(v2))
     p1, p2 = nnclr.predictor(z1), nnclr.predictor(z2)
     nn1, nn2 = nearest_neighbour(z1, support), nearest_neighbour(z2, support)
@@ -61,7 +61,7 @@ def test_support_set_is_a_fifo_of_first_view_projections():
 
 def test_no_gradient_into_the_support_set():
     nnclr = make_nnclr()
-    loss, _ = nnclr.training_step(views())
+    loss = nnclr.training_step(views())["loss"]
     loss.backward()
     assert not nnclr.support.features.requires_grad
     assert all(p.grad is not None for p in nnclr.predictor.parameters())

@@ -23,7 +23,8 @@ def test_loss_is_cross_entropy_over_the_four_rotations():
     torch.manual_seed(0)
     rotnet = methods.create("rotnet", backbones.create("smallcnn")).eval()
     x = torch.randn(4, 3, 16, 16)
-    loss, logs = rotnet.training_step([x])
+    out = rotnet.training_step([x])
+    loss, logs = out["loss"], out["logs"]
     total = 0.0
     for r in range(4):
         logits = rotnet.classifier(rotnet.backbone(torch.rot90(x, r, dims=(2, 3))))
@@ -39,7 +40,7 @@ def test_training_step_on_recipe_views_reaches_backbone():
         images = torch.randint(0, 256, (4, 3, 16, 16), dtype=torch.uint8)
         views = augment.create(rotnet.recipe, 16)(images, torch.Generator().manual_seed(0), [0.5] * 3, [0.25] * 3)
         assert len(views) == 1
-        loss, _ = rotnet.training_step(views)
+        loss = rotnet.training_step(views)["loss"]
         assert torch.isfinite(loss)
         loss.backward()
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in rotnet.backbone.parameters())

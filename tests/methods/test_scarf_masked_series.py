@@ -17,7 +17,8 @@ def test_masked_series_step_and_its_saved_mask_state():
     torch.manual_seed(0)
     model = methods.create("masked_series", backbones.create("resnet1d_small", input_shape=[2, 32]), seed=5)
     x = torch.randn(4, 2, 32)
-    loss, logs = model.training_step([x])
+    out = model.training_step([x])
+    loss, logs = out["loss"], out["logs"]
     loss.backward()
     assert torch.isfinite(loss) and 0 < logs["hidden_fraction"] < 0.5
     assert int(model.mask_step) == 1
@@ -35,7 +36,7 @@ def test_scarf_is_infonce_of_anchor_against_corrupted_rows():
     torch.manual_seed(0)
     model = methods.create("scarf", backbones.create("mlp", input_shape=[6]))
     anchor, corrupted = torch.randn(8, 6), torch.randn(8, 6)
-    loss, _ = model.training_step([anchor, corrupted])
+    loss = model.training_step([anchor, corrupted])["loss"]
     expected = batch_info_nce(model.head(model.backbone(anchor)), model.head(model.backbone(corrupted)), 1.0)
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
 

@@ -17,7 +17,7 @@ def test_supcon_step_is_supcon_loss_of_projections():
     assert not any(m.needs_labels for m in methods.METHODS.values() if m is not methods.SupCon)
     v1, v2 = torch.randn(6, 3, 16, 16), torch.randn(6, 3, 16, 16)
     labels = torch.tensor([0, 1, 0, 2, 1, 0])
-    loss, _ = supcon.training_step([v1, v2], labels=labels)
+    loss = supcon.training_step([v1, v2], labels=labels)["loss"]
     z1, z2 = supcon.projector(supcon.backbone(v1)), supcon.projector(supcon.backbone(v2))
     assert torch.allclose(loss, supcon_loss(z1, z2, labels, 0.1), atol=1e-6)
 

@@ -25,7 +25,8 @@ def test_training_step_on_recipe_views_reaches_backbone():
     swav = methods.create("swav", backbones.create("smallcnn"), freeze_prototypes=0)
     views = multicrop_views()
     assert [v.shape[-1] for v in views] == [32, 32, 14, 14, 14]
-    loss, logs = swav.training_step(views)
+    out = swav.training_step(views)
+    loss, logs = out["loss"], out["logs"]
     assert torch.isfinite(loss) and logs["prototypes_frozen"] == 0.0
     loss.backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in swav.backbone.parameters())
@@ -38,7 +39,7 @@ def test_loss_is_swapped_prediction_of_sinkhorn_codes_of_the_global_views():
     swav = make_swav(temperature=0.2, epsilon=0.1, sinkhorn_iterations=4)
     swav.eval()  # BatchNorm on running statistics, so the pieces can be recomputed
     views = multicrop_views()
-    loss, _ = swav.training_step(views)
+    loss = swav.training_step(views)["loss"]
     z = F.normalize(swav.projector(forward_multicrop(swav.backbone, views)), dim=1)
     scores = (z @ F.normalize(swav.prototypes.weight, dim=1).T).chunk(len(views))
     codes = [sinkhorn(s, 0.1, 4) for s in scores[:2]]
@@ -57,7 +58,8 @@ def test_prototypes_are_frozen_for_the_first_steps():
     swav = make_swav(freeze_prototypes=2)
     for step in range(3):
         swav.zero_grad()
-        loss, logs = swav.training_step(multicrop_views(seed=step))
+        out = swav.training_step(multicrop_views(seed=step))
+        loss, logs = out["loss"], out["logs"]
         loss.backward()
         frozen = step < 2
         assert logs["prototypes_frozen"] == float(frozen)
@@ -80,14 +82,15 @@ def test_queue_holds_global_projections_and_joins_the_sinkhorn_once_full():
     assert swav.queued.item() == 8 and not swav.queue_full
     assert torch.allclose(swav.queues[0].features[:8], z[0], atol=1e-6)
     assert torch.allclose(swav.queues[1].features[:8], z[1], atol=1e-6)
-    _, logs = swav.training_step(multicrop_views(seed=2))
+    logs = swav.training_step(multicrop_views(seed=2))["logs"]
     assert logs["queue_used"] == 0.0
     swav.after_optimizer_step(0.2)
     assert swav.queue_full and "queues.0.features" in swav.state_dict()
 
     views = multicrop_views(seed=3)
     queued = [q.features.clone() for q in swav.queues]
-    loss, logs = swav.training_step(views)
+    out = swav.training_step(views)
+    loss, logs = out["loss"], out["logs"]
     assert logs["queue_used"] == 1.0
     z = F.normalize(swav.projector(forward_multicrop(swav.backbone, views)), dim=1)
     prototypes = swav.prototypes.weight

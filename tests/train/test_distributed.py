@@ -103,6 +103,11 @@ def _losses(path):
     return [r["loss_step"] for r in map(json.loads, path.read_text().splitlines()) if "loss_step" in r]
 
 
+def _monitors(path):
+    (epoch,) = [r for r in map(json.loads, path.read_text().splitlines()) if "rankme" in r]
+    return epoch
+
+
 TINY = ["pretrain", "--data", "digits", "--epochs", "1", "--image-size", "16", "--log-every-n-steps", "1",
         "--no-report"]
 EXACT = ["--no-channels-last", "--precision", "32-true"]  # exact kernels, fp32 on any CPU
@@ -138,6 +143,10 @@ def test_torchrun_two_processes_match_one_process(method, tmp_path):
     # at one step after views changed by 1e-6 (measured); a wrong gradient or view is ~1e-2
     for step, (a, b) in enumerate(zip(losses_one, losses_two)):
         assert abs(a - b) < 5e-5, f"step {step}: 1 process {a}, 2 processes {b}"
+    # the monitors read the steps' own embeddings, each process its slices, gathered
+    monitors = [_monitors(tmp_path / run / "metrics.jsonl") for run in ("one", "two")]
+    for name in ("rankme", "uniformity", "embedding_std", "alignment"):
+        assert monitors[0][name] == pytest.approx(monitors[1][name], rel=1e-3), name
     # the checkpoint written by 2 processes loads and evaluates in 1
     result = evaluate_run(tmp_path / "two")
     summary = json.loads((tmp_path / "two" / "summary.json").read_text())
