@@ -19,6 +19,7 @@ import tempfile
 import time
 import warnings
 
+from selfsup import modalities
 from selfsup.config import PretrainConfig
 from selfsup.data import model_input
 from selfsup.evaluate.protocols import evaluate_embeddings
@@ -48,7 +49,7 @@ def raw_features(config: PretrainConfig) -> tuple[str, dict]:
     """The modality, and kNN and linear top-1 on the standardised raw inputs, flattened:
     no model at all."""
     source, train, test = prepare_data(config)
-    mean, std = source.channel_stats()
+    mean, std = modalities.get(source.modality).statistics(source.samples)
     flat = [model_input(part.samples, mean, std).flatten(1) for part in (train, test)]
     return source.modality, evaluate_embeddings(flat[0], train.labels, flat[1], test.labels, knn_k=config.knn_k)
 

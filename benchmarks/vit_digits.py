@@ -29,7 +29,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from selfsup import augment, backbones, methods
+from selfsup import augment, backbones, methods, modalities
 from selfsup.augment.ops import normalize
 from selfsup.config import PretrainConfig
 from selfsup.evaluate.protocols import knn_predict, rankme
@@ -83,7 +83,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     source, train, test = prepare_data(PretrainConfig(data="digits", image_size=32))
-    mean, std = source.channel_stats()
+    mean, std = modalities.get(source.modality).statistics(source.samples)
     vit = backbones.create(args.vit, image_size=32)
     if args.init == "timm":
         from timm.models.vision_transformer import init_weights_vit_timm

@@ -141,7 +141,7 @@ def run(argv: list[str] | None = None) -> int:
     elif command in TASK_COMMANDS:
         TASK_COMMANDS[command].run(args)
     elif command == "datasets":
-        from selfsup.data import BUILTIN_DATASETS
+        from selfsup.modalities import BUILTIN_DATASETS
 
         print(f"{'name':<16} {'modality':<10} {'size':>6}  labels  description")
         for d in BUILTIN_DATASETS.values():

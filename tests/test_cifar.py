@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from selfsup.config import PretrainConfig
-from selfsup.data import open_source
+from selfsup.modalities import open_source
 from selfsup.tasks import pretrain
 
 ARCHIVE = Path(os.environ.get("SELFSUP_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data")) \

@@ -19,7 +19,8 @@ from selfsup import backbones, methods
 from selfsup import modalities
 from selfsup.cli import run
 from selfsup.config import ConfigError, PretrainConfig
-from selfsup.data import DataError, holdout_split, open_source
+from selfsup.data import DataError, holdout_split
+from selfsup.modalities import open_source
 from selfsup.data.timeseries import aeon_data_dir
 from selfsup.evaluate.protocols import embed_splits, evaluate_embeddings
 from selfsup.tasks import pretrain
@@ -38,7 +39,7 @@ def pretrain_and_score(data: str, method: str, steps: int, batch_size: int, lr: 
         warnings.simplefilter("ignore")  # JapaneseVowels: the unequal-length notice
         source = open_source(data)
     train, test = holdout_split(source, 0.2)
-    mean, std = train.channel_stats()
+    mean, std = modalities.get(train.modality).statistics(train.samples)
     torch.manual_seed(seed)
     name = methods.METHODS[method].default_backbone or modalities.get(source.modality).default_backbone(None)
     backbone = backbones.create(name, input_shape=source.input_shape)

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from selfsup.atomic import atomic_path
-from selfsup.data.sources import BUILTIN_DATASETS, ImageSource, image_files, load_folder_source, open_source
+from selfsup.data.sources import ImageSource, image_files, load_folder_source
 
 INDEX = "index.json"
 VERSION = 1
@@ -51,16 +51,6 @@ def cache_location(root: Path, cache_dir: Path, image_size: int | None) -> Path:
     """One directory per (folder, requested size) below ``cache_dir``."""
     key = digest([str(root.resolve()), image_size])
     return Path(cache_dir) / f"{root.resolve().name}-{image_size or 'auto'}-{key}"
-
-
-def open_cached(spec: str, image_size: int | None = None, cache_dir: str | os.PathLike | None = None,
-                label_column: str | None = None):
-    """``open_source(spec, image_size, label_column)``, with image folders read through the
-    cache in ``cache_dir`` when one is given."""
-    path = Path(spec).expanduser()
-    if cache_dir is None or spec in BUILTIN_DATASETS or not path.is_dir():
-        return open_source(spec, image_size, label_column)
-    return cached_folder_source(path, image_size, Path(cache_dir))
 
 
 def cached_folder_source(root: Path, image_size: int | None = None, cache_dir: Path | None = None) -> ImageSource:

@@ -3,9 +3,9 @@ modality shares.
 
 An image source holds (N, 3, H, W) uint8 pixels (``selfsup.data.sources.ImageSource``); a
 table source (N, F) float32 features; a time-series source (N, C, T) float32 values. Each
-has ``samples``, ``modality``, ids, optional labels (evaluation only) and
-``channel_stats()``; training, monitors and evaluation use only these, so none of them
-needs modality-specific code. ``model_input`` turns a batch of raw samples into what a
+has ``samples``, ``modality``, ids and optional labels (evaluation only); training,
+monitors and evaluation use only these (and ``selfsup.modalities.get(source.modality)``
+for what differs, such as the statistics), so none of them needs modality-specific code. ``model_input`` turns a batch of raw samples into what a
 backbone takes: uint8 pixels become [0, 1] floats, then every modality is standardised
 along dimension 1 (colour channels, table features, series channels).
 """
@@ -87,12 +87,6 @@ class FloatSource:
         return FloatSource(self.name, self.samples[index], [self.ids[i] for i in index.tolist()],
                            None if self.labels is None else self.labels[index], self.classes,
                            self.modality, self.features, self.skipped)
-
-    def channel_stats(self) -> tuple[list[float], list[float]]:
-        """Mean and std per feature (tables) or per channel over time (series)."""
-        x = self.samples[:10_000].double()
-        dims = (0,) if self.modality == "table" else (0, 2)
-        return x.mean(dim=dims).tolist(), x.std(dim=dims).clamp_min(1e-6).tolist()
 
 
 def labels_from_values(values, name: str):

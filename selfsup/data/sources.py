@@ -1,4 +1,5 @@
-"""Image sources: where samples come from.
+"""Image sources: folders, arrays and the built-in digits (``selfsup.modalities.image``
+opens them).
 
 A source is decoded once into memory as a ``(N, 3, H, W)`` uint8 tensor with one id per
 sample (file path or array index) and integer labels when the data carries them. Labels
@@ -18,9 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from selfsup.data.base import BUILTIN_DATASETS, BuiltinDataset, DataError, register_dataset
-from selfsup.data.tables import TABLE_SUFFIXES, load_table_source
-from selfsup.data.timeseries import is_series_array, load_series_array, load_ts_source
+from selfsup.data.base import BuiltinDataset, DataError, register_dataset
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
 MAX_DEFAULT_SIZE = 224
@@ -67,11 +66,6 @@ class ImageSource:
         return ImageSource(
             self.name, self.images[index], [self.ids[i] for i in index.tolist()],
             None if self.labels is None else self.labels[index], self.classes, self.skipped)
-
-    def channel_stats(self) -> tuple[list[float], list[float]]:
-        """Per-channel mean and std in [0, 1] units, for input normalisation."""
-        x = self.images[:10_000].float().div_(255)
-        return x.mean(dim=(0, 2, 3)).tolist(), x.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist()
 
 
 # ---------------------------------------------------------------------------------------
@@ -238,26 +232,3 @@ def load_folder_source(root: Path, image_size: int | None = None, workers: int |
             classes = None
     images = torch.from_numpy(np.stack([a for _, a in kept]))
     return ImageSource(root.name, images, [str(r) for r in relative], labels, classes, skipped)
-
-
-def open_source(spec: str, image_size: int | None = None, label_column: str | None = None):
-    """Open a data source by name: a built-in dataset, an image folder, an array file
-    (uint8: images, float: time series), a CSV/Parquet table or a ``.ts`` file."""
-    if spec in BUILTIN_DATASETS:
-        return BUILTIN_DATASETS[spec].load(image_size)
-    path = Path(spec).expanduser()
-    if path.is_dir():
-        return load_folder_source(path, image_size)
-    if path.is_file() and path.suffix.lower() in TABLE_SUFFIXES:
-        return load_table_source(path, label_column)
-    if path.is_file() and path.suffix.lower() == ".ts":
-        return load_ts_source(path)
-    if path.is_file() and path.suffix in (".npy", ".npz"):
-        if is_series_array(path):
-            return load_series_array(path)
-        return load_array_source(path, image_size)
-    if path.exists():
-        raise DataError(f"{spec}: not a folder of images, a .npy/.npz array, a .csv/.parquet "
-                        f"table or a .ts file")
-    raise DataError(f"{spec}: no such file or folder, and not a built-in dataset "
-                    f"(built-in: {', '.join(BUILTIN_DATASETS)})")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+from pathlib import Path
 
 import torch
 
@@ -48,6 +49,21 @@ class Modality:
     channels_last = False  # channels_last helps its convolutional backbones (measured for images, B3)
     mixed_precision = False  # bf16 autocast helps it where the device has bf16 units (images, B3)
     corruptions: tuple[str, ...] = ("noise",)
+    formats: tuple[str, ...] = ()  # what it reads, in messages: ("a .csv/.parquet table",)
+
+    def accepts(self, path: Path) -> bool:
+        """Whether the existing file or folder ``path`` holds this modality's data."""
+        return False
+
+    def load(self, path: Path, image_size: int | None = None, label_column: str | None = None,
+             cache_dir=None):
+        """The source at ``path`` (one this modality ``accepts``), validated by its loader."""
+        raise NotImplementedError
+
+    def statistics(self, samples: torch.Tensor) -> tuple[list[float], list[float]]:
+        """Mean and std per entry of dimension 1 (colour channel, feature, series channel)
+        of raw samples (the first 10,000), with which the model input is standardised."""
+        raise NotImplementedError
 
     def default_backbone(self, image_size: int | None) -> str:
         raise NotImplementedError
@@ -83,6 +99,11 @@ class FloatModality(Modality):
     """Tables and series: float samples standardised per feature or channel."""
 
     weak_view = None  # built by the subclass: FixMatch's weak view on standardised values
+    statistics_over: tuple[int, ...] = (0,)  # dimensions a mean and std are taken over
+
+    def statistics(self, samples):
+        x = samples[:10_000].double()
+        return x.mean(dim=self.statistics_over).tolist(), x.std(dim=self.statistics_over).clamp_min(1e-6).tolist()
 
     def fixmatch_views(self, size, mean, std):
         strong = self.views("simclr").views[0]

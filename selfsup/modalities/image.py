@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from selfsup.data.sources import load_array_source, load_folder_source  # registers the built-in images
+from selfsup.data.timeseries import is_series_array
 from selfsup.modalities.base import NOISE_STD, Modality, check_corruption, png_uri, register, seeded
 
 # per severity 1..5; contrast factor as in CIFAR-10-C, blur sigma in pixels of 32 px images
@@ -40,6 +42,27 @@ class Image(Modality):
     channels_last = True
     mixed_precision = True
     corruptions = ("noise", "blur", "contrast")
+    formats = ("a folder of images", "a uint8 .npy/.npz array")
+
+    def accepts(self, path) -> bool:
+        return path.is_dir() or (path.is_file() and path.suffix in (".npy", ".npz") and not is_series_array(path))
+
+    def load(self, path, image_size=None, label_column=None, cache_dir=None):
+        """A folder (read through the decoded-image cache in ``cache_dir`` when given) or an array."""
+        if not path.is_dir():
+            return load_array_source(path, image_size)
+        if cache_dir is None:
+            return load_folder_source(path, image_size)
+        from pathlib import Path
+
+        from selfsup.data.cache import cached_folder_source
+
+        return cached_folder_source(path, image_size, Path(cache_dir))
+
+    def statistics(self, samples):
+        """In [0, 1] units."""
+        x = samples[:10_000].float().div_(255)
+        return x.mean(dim=(0, 2, 3)).tolist(), x.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist()
 
     def default_backbone(self, image_size: int | None) -> str:
         return "smallcnn" if image_size <= 64 else "resnet18"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from selfsup.data.tables import TABLE_SUFFIXES, load_table_source  # registers the built-in tables
 from selfsup.modalities.base import FloatModality, register
 
 
@@ -9,6 +10,13 @@ from selfsup.modalities.base import FloatModality, register
 class Table(FloatModality):
     name = "table"
     plural = "tables"
+    formats = ("a .csv/.parquet table",)
+
+    def accepts(self, path) -> bool:
+        return path.is_file() and path.suffix.lower() in TABLE_SUFFIXES
+
+    def load(self, path, image_size=None, label_column=None, cache_dir=None):
+        return load_table_source(path, label_column)
 
     def default_backbone(self, image_size=None) -> str:
         return "mlp"

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from selfsup.data.timeseries import is_series_array, load_series_array, load_ts_source  # registers the built-ins
 from selfsup.modalities.base import FloatModality, register
 
 COLOURS = ["#36c", "#d33", "#3a3", "#c90", "#939", "#099"]
@@ -12,6 +13,15 @@ COLOURS = ["#36c", "#d33", "#3a3", "#c90", "#939", "#099"]
 class TimeSeries(FloatModality):
     name = "timeseries"
     plural = "time series"
+    formats = ("a .ts file", "a float .npy/.npz array")
+    statistics_over = (0, 2)  # per channel, over samples and time
+
+    def accepts(self, path) -> bool:
+        return path.is_file() and (path.suffix.lower() == ".ts" or (path.suffix in (".npy", ".npz")
+                                                                    and is_series_array(path)))
+
+    def load(self, path, image_size=None, label_column=None, cache_dir=None):
+        return load_ts_source(path) if path.suffix.lower() == ".ts" else load_series_array(path)
 
     def default_backbone(self, image_size=None) -> str:
         return "resnet1d_small"

@@ -15,7 +15,7 @@ import torch
 
 from selfsup import modalities
 from selfsup.config import ConfigError
-from selfsup.data import DataError, open_source
+from selfsup.data import DataError
 from selfsup.devices import CPU, Placement
 
 
@@ -47,7 +47,7 @@ def open_sized_source(data: str, image_size: int | None, label_column: str | Non
     """The data source ``data`` as a model takes it: images at the size it was trained on;
     tables and series (opened as they are) with as many features or channels as
     ``input_shape`` when given; of ``modality`` when given."""
-    source = open_source(data, image_size, label_column)
+    source = modalities.open_source(data, image_size, label_column)
     if modality is not None and source.modality != modality:
         raise ConfigError(f"data={data!r}: {source.modality} data, the model takes {modality} data")
     sized = modalities.get(source.modality).sized

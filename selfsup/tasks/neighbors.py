@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from selfsup.data import BUILTIN_DATASETS, DataError
+from selfsup.data import DataError
+from selfsup.modalities import BUILTIN_DATASETS
 from selfsup.evaluate.neighbours import NeighborIndex
 from selfsup.tasks.common import Embedded, load_embeddings
 

@@ -24,7 +24,6 @@ from selfsup import augment, backbones, methods, modalities
 from selfsup.atomic import write_text
 from selfsup.config import ConfigError, PretrainConfig, validate
 from selfsup.data import ImageSource, holdout_split
-from selfsup.data.cache import open_cached
 from selfsup.devices import check_accelerator, concrete_accelerator, default_precision, device_count, training_device
 from selfsup.methods.options import check_options, option_defaults
 from selfsup.train.checkpoint import CheckpointError, SafeCheckpointIO, load_checkpoint
@@ -131,7 +130,7 @@ def build_method(config: PretrainConfig, distributed: bool = False) -> methods.M
 
 
 def prepare_data(config: PretrainConfig):
-    source = open_cached(config.data, config.image_size, config.cache_dir, config.label_column)
+    source = modalities.open_source(config.data, config.image_size, config.label_column, cache_dir=config.cache_dir)
     train, test = holdout_split(source, config.holdout, seed=0)
     return source, train, test
 
@@ -243,7 +242,7 @@ def prepare(config: PretrainConfig) -> Prepared:
     config = resolve(dataclasses.replace(config, out=str(out)), source)
     recipe = views(config, source.modality, methods.METHODS[config.method].recipe)
     if config.mean is None:
-        mean, std = source.channel_stats()
+        mean, std = modalities.get(source.modality).statistics(source.samples)
         config = dataclasses.replace(config, mean=mean, std=std)
     rank, world_size = _world()
     batch_size = min(config.batch_size, len(train))

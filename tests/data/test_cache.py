@@ -86,7 +86,7 @@ def test_pretrain_reads_image_folders_through_the_cache(folder, tmp_path):
 
 
 def test_builtin_datasets_bypass_the_cache(tmp_path):
-    from selfsup.data.cache import open_cached
+    from selfsup.modalities import open_source
 
-    assert len(open_cached("digits", 8, tmp_path / "cache")) == 1797
+    assert len(open_source("digits", 8, cache_dir=tmp_path / "cache")) == 1797
     assert not (tmp_path / "cache").exists()

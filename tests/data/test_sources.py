@@ -3,7 +3,8 @@ import pytest
 import torch
 from PIL import Image
 
-from selfsup.data import DataError, holdout_split, open_source
+from selfsup.data import DataError, holdout_split
+from selfsup.modalities import open_source
 
 
 def save(path, mode="RGB", size=(20, 20), fmt=None, seed=0):

@@ -2,7 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from selfsup.data import DataError, holdout_split, open_source
+from selfsup.data import DataError, holdout_split
+from selfsup import modalities
+from selfsup.modalities import open_source
 from selfsup.data.samples import model_input
 from selfsup.data.timeseries import aeon_data_dir
 
@@ -81,7 +83,7 @@ def test_builtin_tables_split_and_standardise():
     assert source.samples.shape == (569, 30) and source.classes == ["malignant", "benign"]
     train, test = holdout_split(source, 0.2)
     assert len(train) + len(test) == 569 and train.modality == test.modality == "table"
-    mean, std = train.channel_stats()
+    mean, std = modalities.get(train.modality).statistics(train.samples)
     x = model_input(train.samples, mean, std)
     assert torch.allclose(x.mean(0), torch.zeros(30), atol=1e-4) and torch.allclose(x.std(0), torch.ones(30), atol=1e-3)
 

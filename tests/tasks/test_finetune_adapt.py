@@ -41,7 +41,8 @@ def test_pseudo_labels_improve_over_labels_only(digits_run, classifier):
 
 def test_saved_classifier_predicts_as_trained(classifier):
     out, result = classifier
-    from selfsup.data import holdout_split, open_source
+    from selfsup.data import holdout_split
+    from selfsup.modalities import open_source
 
     model, meta = load_classifier(out)
     _, test = holdout_split(open_source("digits", meta["image_size"]), 0.2, seed=0)
