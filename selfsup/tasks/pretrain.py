@@ -12,8 +12,11 @@ from selfsup.config import PretrainConfig
 from selfsup.devices import Placement
 from selfsup.evaluate.monitoring import RepresentationMonitor
 from selfsup.evaluate.protocols import embed_splits, evaluate_embeddings
+from selfsup.methods import Method
 from selfsup.runs import Run
 from selfsup.train import fit, prepare
+from selfsup.train.run import build_method
+from selfsup.train.speed import apply_speed_switches
 
 
 def pretrain(config: PretrainConfig) -> dict:
@@ -24,7 +27,7 @@ def pretrain(config: PretrainConfig) -> dict:
     run = Run(prepared.out, config)
     where = run.placement()  # the training device (rank 0's) and precision
     rank_zero = prepared.rank == 0
-    baseline = evaluate_method(prepared.method, train, test, config, where) if rank_zero else {}
+    baseline = evaluate_method(random_weights(prepared), train, test, config, where) if rank_zero else {}
     monitor = RepresentationMonitor(train.samples, config.mean, config.std, prepared.recipe, config.seed,
                                     samples=config.monitor_samples, stop_on_collapse=config.stop_on_collapse,
                                     dtype=where.dtype)
@@ -52,6 +55,13 @@ def pretrain(config: PretrainConfig) -> dict:
 
         build_report(run.directory)
     return summary
+
+
+def random_weights(prepared) -> Method:
+    """The baseline: the method before training, or with random weights when it starts from ``init``."""
+    config = prepared.config
+    return apply_speed_switches(build_method(config, init=False), config.channels_last) if config.init \
+        else prepared.method
 
 
 def evaluate_method(method, train, test, config: PretrainConfig, where: Placement) -> dict:
