@@ -168,3 +168,13 @@ def test_init_that_does_not_fit_is_one_line_naming_keys(exported, tmp_path):
         prepare(PretrainConfig(out=str(tmp_path / "r"), backbone="resnet18", init=str(exported["vit"][1]), **TINY))
     with pytest.raises(ConfigError, match="init='nowhere': no such file or folder"):
         prepare(PretrainConfig(out=str(tmp_path / "s"), init="nowhere", **TINY))
+
+
+def test_export_command_writes_the_folder(exported, tmp_path, capsys):
+    run_dir = exported["vit"][0]
+    assert cli(["export", str(run_dir), "--format", "safetensors", "--out", str(tmp_path / "st")]) == 0
+    assert "wrote model.safetensors, export.json, README.md" in capsys.readouterr().out
+    info = json.loads((tmp_path / "st" / "export.json").read_text())
+    assert info["backbone"] == "vit_mini" and info["dim"] == 128 and info["input_shape"] == [3, 16, 16]
+    weights = load_file(str(tmp_path / "st" / "model.safetensors"))
+    assert weights.keys() == weights_module(Run(run_dir).method().backbone).state_dict().keys()

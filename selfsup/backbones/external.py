@@ -127,10 +127,16 @@ def small_stem_changes(net: nn.Module, name: str) -> list[str]:
 
 
 def _build(call, name: str, options: dict):
+    """``call()``; a library's refusal of the arguments (when building, or in the forward
+    pass that measures D) becomes one line naming them."""
     try:
         return call()
-    except (TypeError, ValueError) as error:
-        raise ConfigError(f"backbone_options={options!r}: {name} cannot be built with them ({error})") from None
+    except ConfigError:
+        raise
+    except (TypeError, ValueError, RuntimeError) as error:
+        where = f"backbone_options={options!r}: {name} cannot be built with them" if options \
+            else f"backbone={name}: cannot be built"
+        raise ConfigError(f"{where} ({str(error).splitlines()[0] if str(error) else type(error).__name__})") from None
 
 
 def timm_backbone(name: str, image_size: int = 224, small_stem: bool = False, options: dict | None = None) -> TimmModel:
@@ -147,7 +153,8 @@ def timm_backbone(name: str, image_size: int = 224, small_stem: bool = False, op
     changes = small_stem_changes(net, name) if small_stem else []
     size = args.get("img_size", image_size)
     size = (size, size) if isinstance(size, int) else tuple(size)
-    return TimmModel(net, measure_dim(net, (3, *size)), architecture, args, changes=changes)
+    return TimmModel(net, _build(lambda: measure_dim(net, (3, *size)), name, args), architecture, args,
+                     changes=changes)
 
 
 def torchvision_backbone(name: str, image_size: int = 224, small_stem: bool = False,
@@ -164,7 +171,8 @@ def torchvision_backbone(name: str, image_size: int = 224, small_stem: bool = Fa
     classifier = replace_classifier(net, name)
     changes = small_stem_changes(net, name) if small_stem else []
     size = args.get("image_size", image_size)
-    return TorchvisionModel(net, measure_dim(net, (3, size, size)), architecture, args, classifier, changes)
+    return TorchvisionModel(net, _build(lambda: measure_dim(net, (3, size, size)), name, args), architecture, args,
+                            classifier, changes)
 
 
 def replace_classifier(net: nn.Module, name: str) -> str:
