@@ -39,9 +39,10 @@ class PretrainConfig:
     small_stem: bool | None = option(None, "ResNet stem for small images: 3x3 stride-1 conv, no max-pool "
                                            "(default: on for the built-in resnet18/resnet50, off for timm/ and "
                                            "torchvision/ backbones, which then keep their library's architecture)")
-    init: str | None = option(None, "start from these backbone weights: a .safetensors file, a folder with "
-                                    "model.safetensors (e.g. from `selfsup export`, or timm's config.json + "
-                                    "model.safetensors) or a run directory (its last checkpoint); loaded strictly")
+    init: str | None = option(None, "start from these backbone weights, loaded strictly: a .safetensors (or "
+                                    "weights-only .pth) state dict, a folder with model.safetensors (from "
+                                    "`selfsup export`, or timm's config.json + model.safetensors), a checkpoint "
+                                    "directory or a run directory (its last checkpoint)")
     image_size: int | None = option(None, "side in pixels images are resized to "
                                           "(default: digits 32, folders the median short side up to 224, arrays as stored)")
     optimizer: str | None = option(None, "lars, sgd or adamw (default: the method's, see `selfsup methods`)")

@@ -41,8 +41,9 @@ def known(name: str) -> bool:
 
 
 def default_small_stem(name: str) -> bool:
-    """On for the built-in ResNets (the usual stem for 32-96 px images), off for a library's
-    model, which keeps its own architecture so that its weights load back there."""
+    """On for built-in backbones (of which only the ResNets have a stem to change: the usual
+    one for 32-96 px images), off for a library's model, which keeps its own architecture so
+    that its weights load back there."""
     return not is_external(name)
 
 
