@@ -25,6 +25,9 @@ def _pretrain_parser(sub) -> None:
     parser.add_argument("--method-option", action="append", metavar="NAME=VALUE", dest="method_option",
                         help="an option of the method, e.g. queue_size=8192 (repeatable; `selfsup methods NAME` "
                              "lists them with their defaults)")
+    parser.add_argument("--backbone-option", action="append", metavar="NAME=VALUE", dest="backbone_option",
+                        help="a keyword argument of a timm/ or torchvision/ backbone, e.g. drop_path_rate=0.1 "
+                             "(repeatable; recorded in config.yaml as backbone_options)")
     for f in dataclasses.fields(PretrainConfig):
         if not f.metadata.get("cli", True):
             continue
@@ -112,9 +115,10 @@ def run(argv: list[str] | None = None) -> int:
         values = {}
         if "config" in args:
             values = read_options(args.pop("config"))
-        if "method_option" in args:
-            values["method_options"] = {**(values.get("method_options") or {}),
-                                        **parse_method_options(args.pop("method_option"))}
+        for flag, field_name in (("method_option", "method_options"), ("backbone_option", "backbone_options")):
+            if flag in args:
+                values[field_name] = {**(values.get(field_name) or {}),
+                                      **parse_options(args.pop(flag), flag.replace("_", "-"))}
         config = from_dict({**values, **args}, "command line")
         processes = launch_count(config)
         if processes > 1:
@@ -159,15 +163,15 @@ def run(argv: list[str] | None = None) -> int:
     return 0
 
 
-def parse_method_options(items: list[str]) -> dict:
-    """``["queue_size=8192", "temperature=0.2"]`` as a mapping of YAML-read values."""
+def parse_options(items: list[str], flag: str = "method-option") -> dict:
+    """``["queue_size=8192", "temperature=0.2"]`` (of ``--flag``) as a mapping of YAML-read values."""
     from selfsup.methods.options import parse_value
 
     options = {}
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
-            raise ConfigError(f"method-option={item!r}: expected NAME=VALUE")
+            raise ConfigError(f"{flag}={item!r}: expected NAME=VALUE")
         options[name.strip()] = parse_value(value.strip())
     return options
 

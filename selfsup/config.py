@@ -29,9 +29,20 @@ class PretrainConfig:
     out: str | None = option(None, "run directory (default: runs/<data>-<method>, numbered if taken)")
     epochs: int | None = option(None, "training epochs (default: 30 for digits, 100 otherwise)")
     batch_size: int = option(256, "images per optimizer step (all processes together)")
-    backbone: str | None = option(None, "smallcnn, resnet18, resnet50, vit_mini, vit_tiny or vit_small "
+    backbone: str | None = option(None, "smallcnn, resnet18, resnet50, vit_mini, vit_tiny or vit_small, "
+                                        "timm/NAME (any timm.list_models() name) or torchvision/NAME (a torchvision "
+                                        "classification model), with random weights "
                                         "(default: vit_mini for MAE/I-JEPA, else smallcnn up to 64 px, resnet18 above)")
-    small_stem: bool = option(True, "ResNet stem for small images: 3x3 stride-1 conv, no max-pool")
+    backbone_options: dict | None = option(None, "keyword arguments of a timm/ or torchvision/ backbone, e.g. "
+                                                  "{drop_path_rate: 0.1} (command line: --backbone-option "
+                                                  "NAME=VALUE, repeatable)", cli=False)
+    small_stem: bool | None = option(None, "ResNet stem for small images: 3x3 stride-1 conv, no max-pool "
+                                           "(default: on for the built-in resnet18/resnet50, off for timm/ and "
+                                           "torchvision/ backbones, which then keep their library's architecture)")
+    init: str | None = option(None, "start from these backbone weights, loaded strictly: a .safetensors (or "
+                                    "weights-only .pth) state dict, a folder with model.safetensors (from "
+                                    "`selfsup export`, or timm's config.json + model.safetensors), a checkpoint "
+                                    "directory or a run directory (its last checkpoint)")
     image_size: int | None = option(None, "side in pixels images are resized to "
                                           "(default: digits 32, folders the median short side up to 224, arrays as stored)")
     optimizer: str | None = option(None, "lars, sgd or adamw (default: the method's, see `selfsup methods`)")
@@ -149,8 +160,15 @@ def validate(config: PretrainConfig) -> None:
 
     _check(config.method in methods.METHODS, "method", config.method,
            f"expected one of {', '.join(methods.METHODS)}")
-    _check(config.backbone is None or config.backbone in backbones.MODALITY, "backbone",
-           config.backbone, f"expected one of {', '.join(backbones.MODALITY)}")
+    _check(config.backbone is None or backbones.known(config.backbone), "backbone", config.backbone,
+           f"expected one of {', '.join(backbones.MODALITY)}, timm/NAME or torchvision/NAME")
+    if config.backbone is not None and backbones.is_external(config.backbone):
+        from selfsup.backbones.external import check_name
+
+        problem = check_name(config.backbone)
+        _check(problem is None, "backbone", config.backbone, problem)
+    _check(not config.backbone_options or (config.backbone is not None and backbones.is_external(config.backbone)),
+           "backbone_options", config.backbone_options, "only for timm/NAME and torchvision/NAME backbones")
     _check(config.optimizer is None or config.optimizer in OPTIMIZERS, "optimizer",
            config.optimizer, f"expected one of {', '.join(OPTIMIZERS)}")
     _check(config.epochs is None or config.epochs >= 1, "epochs", config.epochs, "expected >= 1")

@@ -14,7 +14,7 @@ import json
 import os
 from pathlib import Path
 
-from selfsup import methods
+from selfsup import backbones, methods
 from selfsup.atomic import write_text
 from selfsup.config import ConfigError, PretrainConfig
 from selfsup.devices import Placement, placement
@@ -44,10 +44,11 @@ class Run:
 
     def method(self, weights: bool = True) -> methods.Method:
         """The run's method, with the weights of its last checkpoint (``weights=False``: the
-        same architecture freshly initialised from the run's seed, the random-weights baseline)."""
+        same architecture freshly initialised from the run's seed, the random-weights baseline,
+        even for a run that started from ``init`` weights)."""
         config = self.config
         last = self.last_checkpoint if weights else None
-        method = build_method(config)
+        method = build_method(config, init=False)
         if last is not None:
             state = {k.removeprefix("method."): v for k, v in load_weights(last).items()}
             missing, unexpected = method.load_state_dict(state, strict=False)
@@ -85,7 +86,7 @@ class Run:
 
 def run_placement(config: PretrainConfig, accelerator: str | None = None, devices: str | None = None) -> Placement:
     return placement(accelerator, devices, trained_on=config.accelerator, trained_precision=config.precision,
-                     modality="image" if config.image_size else "table")
+                     modality=backbones.modality(config.backbone))
 
 
 def protocol(config: PretrainConfig) -> str:

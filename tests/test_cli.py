@@ -23,7 +23,7 @@ def test_every_pretrain_option_is_on_the_command_line_with_help(capsys):
             assert f.metadata["help"][:20] in " ".join(text.split())
 
 
-@pytest.mark.parametrize("command", [[], ["evaluate"], ["embed"], ["datasets"], ["methods"]])
+@pytest.mark.parametrize("command", [[], ["evaluate"], ["embed"], ["export"], ["datasets"], ["methods"]])
 def test_help_of_each_command(command, capsys):
     help_text(*command)
     out = capsys.readouterr().out

@@ -10,16 +10,23 @@
   16 above, mean of the patch tokens; they also give patch tokens
   (``tokens(x)``) and are what MAE and I-JEPA need (see ``selfsup.backbones.vit``).
 
+Any ``timm/NAME`` (``timm.list_models()``) or ``torchvision/NAME`` (a torchvision
+classification model) is built by its library with random weights and its own
+architecture, its keyword arguments as ``options``; ``wrap(module)`` makes a user's module
+that maps a batch to (B, D) a backbone (``selfsup.backbones.external``).
+
 Tables and time series have their own (``selfsup.backbones.tables``, ``.timeseries``); they
 are built for an ``input_shape``, (F,) features or (C, T) channels and steps. Every backbone
 is built by name with the same keywords: ``create(name, small_stem=, image_size=,
-input_shape=)`` (``selfsup.backbones.registry``).
+input_shape=, options=)`` (``selfsup.backbones.registry``).
 """
 
 from __future__ import annotations
 
 # Importing a module registers its backbones; this order is the order they are listed in.
 from selfsup.backbones import images, vit, tables, timeseries  # noqa: F401
-from selfsup.backbones.registry import MODALITY, create, register
+from selfsup.backbones.external import Wrapped, is_external, weights_module, wrap
+from selfsup.backbones.registry import MODALITY, create, default_small_stem, known, modality, register
 
-__all__ = ["MODALITY", "create", "default_backbone", "register"]
+__all__ = ["MODALITY", "Wrapped", "create", "default_small_stem", "is_external", "known", "modality", "register",
+           "weights_module", "wrap"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from selfsup.backbones.external import TorchvisionModel, small_stem_changes
 from selfsup.backbones.registry import register
 
 
@@ -23,21 +24,19 @@ class SmallCNN(nn.Module):
         return self.features(x).mean(dim=(2, 3))
 
 
-class TorchvisionResNet(nn.Module):
+class TorchvisionResNet(TorchvisionModel):
+    """torchvision's ResNet without its classifier (``fc`` is ``Identity``); with
+    ``small_stem`` the 7x7 stride-2 conv and the max-pool become one 3x3 stride-1 conv."""
+
     def __init__(self, depth: int, small_stem: bool):
-        super().__init__()
         import torchvision
 
-        net = getattr(torchvision.models, f"resnet{depth}")(weights=None)
-        if small_stem:
-            net.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
-            net.maxpool = nn.Identity()
-        self.dim = net.fc.in_features
+        architecture = f"resnet{depth}"
+        net = getattr(torchvision.models, architecture)(weights=None)
+        changes = small_stem_changes(net, architecture) if small_stem else []
+        dim = net.fc.in_features
         net.fc = nn.Identity()
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        super().__init__(net, dim, architecture, classifier="fc", changes=changes)
 
 
 @register("image")

@@ -1,13 +1,18 @@
 """Backbones by name. Each builder registers itself where it is defined, with its
 modality, and every builder is called the same way, ``build(small_stem=..., image_size=...,
 input_shape=...)``: it takes the keywords it needs and ignores the rest, so ``create`` never
-has to know which kind of backbone it is building."""
+has to know which kind of backbone it is building. ``timm/NAME`` and ``torchvision/NAME``
+are image backbones built by their library (``selfsup.backbones.external``), with its
+keyword arguments as ``options``."""
 
 from __future__ import annotations
 
 from typing import Callable
 
 from torch import nn
+
+from selfsup.backbones.external import create_external, is_external
+from selfsup.errors import ConfigError
 
 BUILDERS: dict[str, Callable[..., nn.Module]] = {}
 MODALITY: dict[str, str] = {}  # name -> "image", "table" or "timeseries", in registration order
@@ -24,10 +29,37 @@ def register(modality: str):
     return decorate
 
 
-def create(name: str, small_stem: bool = True, image_size: int = 224, input_shape=None) -> nn.Module:
-    """``small_stem`` concerns the ResNets; ``image_size`` the ViTs, whose patch grid and
-    positional embeddings are fixed by it (the CNNs take any size); ``input_shape`` the
-    table and series backbones."""
+def modality(name: str) -> str:
+    """The modality of backbone ``name`` (KeyError if it is none)."""
+    return "image" if is_external(name) else MODALITY[name]
+
+
+def known(name: str) -> bool:
+    """Whether ``name`` is a registered backbone or has a library prefix (``timm/``,
+    ``torchvision/``; whether the library has that model is ``external.check_name``'s)."""
+    return name in MODALITY or is_external(name)
+
+
+def default_small_stem(name: str) -> bool:
+    """On for built-in backbones (of which only the ResNets have a stem to change: the usual
+    one for 32-96 px images), off for a library's model, which keeps its own architecture so
+    that its weights load back there."""
+    return not is_external(name)
+
+
+def create(name: str, small_stem: bool | None = None, image_size: int = 224, input_shape=None,
+           options: dict | None = None) -> nn.Module:
+    """``small_stem`` concerns the ResNets (default: ``default_small_stem(name)``);
+    ``image_size`` the ViTs, whose patch grid and positional embeddings are fixed by it (the
+    CNNs take any size); ``input_shape`` the table and series backbones; ``options`` the
+    keyword arguments of a ``timm/`` or ``torchvision/`` model."""
+    if small_stem is None:
+        small_stem = default_small_stem(name)
+    if is_external(name):
+        return create_external(name, image_size, small_stem, options)
+    if options:
+        raise ConfigError(f"backbone_options={options!r}: only timm/ and torchvision/ backbones take options, "
+                          f"not {name}")
     if name not in BUILDERS:
         raise ValueError(f"unknown backbone {name!r}; available: {', '.join(MODALITY)}")
     if MODALITY[name] != "image" and not input_shape:  # table and series layers are sized by the data

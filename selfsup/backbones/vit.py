@@ -27,10 +27,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from selfsup.backbones.external import TimmModel, Wrapped
 from selfsup.backbones.registry import register
+from selfsup.errors import ConfigError
 
 # timm is imported where it is used: it takes a second or two, which every command would pay
 SIZES = {"vit_mini": (128, 4, 4), "vit_tiny": (192, 12, 3), "vit_small": (384, 12, 6)}
+# the timm architecture a ViT is exported as (its model_args set width, depth, heads and the rest)
+TIMM_NAMES = {192: "vit_tiny_patch16_224", 384: "vit_small_patch16_224"}
 
 
 def default_patch_size(image_size: int) -> int:
@@ -57,20 +61,23 @@ def gather_tokens(tokens: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return torch.gather(tokens, 1, index[..., None].expand(-1, -1, tokens.shape[-1]))
 
 
-class ViT(nn.Module):
+class ViT(TimmModel):
+    """timm's ``VisionTransformer`` as built by ``timm.create_model(architecture,
+    num_classes=0, **model_args)``: its ``forward`` and timm's give the same embedding."""
+
     def __init__(self, width: int, depth: int, heads: int, image_size: int = 224,
                  patch_size: int | None = None):
-        super().__init__()
         from timm.models.vision_transformer import VisionTransformer
 
         patch_size = patch_size or default_patch_size(image_size)
         if image_size % patch_size:
             raise ValueError(f"image_size={image_size}: a ViT needs a multiple of its patch size "
                              f"{patch_size}")
-        self.net = VisionTransformer(img_size=image_size, patch_size=patch_size, embed_dim=width,
-                                     depth=depth, num_heads=heads, num_classes=0, class_token=False,
-                                     global_pool="avg", fc_norm=False)
-        self.dim, self.patch_size = width, patch_size
+        args = dict(img_size=image_size, patch_size=patch_size, embed_dim=width, depth=depth, num_heads=heads,
+                    class_token=False, global_pool="avg", fc_norm=False)
+        super().__init__(VisionTransformer(num_classes=0, **args), width,
+                         TIMM_NAMES.get(width, "vit_tiny_patch16_224"), args)
+        self.patch_size = patch_size
         self.grid_size = tuple(self.net.patch_embed.grid_size)
         self.net.apply(xavier_init)
         with torch.no_grad():
@@ -107,9 +114,12 @@ class ViT(nn.Module):
 
 
 def require_vit(backbone: nn.Module, method: str) -> ViT:
+    """``backbone`` if it is a built-in ViT, whose patch tokens masked-image methods use."""
     if not isinstance(backbone, ViT):
-        raise ValueError(f"{method} needs a ViT backbone ({', '.join(SIZES)}), got "
-                         f"{type(backbone).__name__}")
+        got = f"{backbone.library}/{backbone.architecture}" if isinstance(backbone, Wrapped) and backbone.library \
+            else type(backbone).__name__
+        raise ConfigError(f"{method} needs a ViT backbone ({', '.join(SIZES)}) for its patch tokens; "
+                          f"got {got} (ViTs of timm/ or torchvision/ give no patch tokens here)")
     return backbone
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from selfsup.config import ConfigError
+from selfsup.config import ConfigError, PretrainConfig
+from selfsup.devices import Placement
 from selfsup.evaluate.protocols import embed_splits, evaluate_embeddings
 from selfsup.evaluate.suite import evaluate_all
 from selfsup.runs import Run, protocol
@@ -29,11 +30,21 @@ def evaluate_run(run_dir: str | os.PathLike, data: str | None = None, knn_k: int
     result = {"run": str(run_dir), "data": config.data, "method": config.method,
               "protocol": protocol(config), "placement": str(where)}
     for name, model in (("pretrained", method), ("random_weights", run.method(weights=False))):
-        train_embeddings, test_embeddings = embed_splits(model, train, test, config.mean, config.std, where)
-        test_labels = None if test is None else test.labels
         prefix = "" if name == "pretrained" else "baseline_"
-        scores = evaluate_embeddings(train_embeddings, train.labels, test_embeddings, test_labels, config.knn_k)
-        result.update({prefix + k: v for k, v in scores.items()})
+        scores = evaluate_model(model, train, test, config, where, full=full)
         if full:
-            result[name] = evaluate_all(train_embeddings, train.labels, test_embeddings, test_labels)
+            result[name] = scores.pop("all")
+        result.update({prefix + k: v for k, v in scores.items()})
     return result
+
+
+def evaluate_model(model, train, test, config: PretrainConfig, where: Placement, full: bool = False) -> dict:
+    """The summary's numbers of ``model`` (a method, or any module as ``embed_images`` takes):
+    kNN and linear top-1 on ``test`` (None: no test part), RankMe of ``train``; with ``full``,
+    every protocol of ``evaluate_all`` under ``"all"``."""
+    train_embeddings, test_embeddings = embed_splits(model, train, test, config.mean, config.std, where)
+    test_labels = None if test is None else test.labels
+    scores = evaluate_embeddings(train_embeddings, train.labels, test_embeddings, test_labels, config.knn_k)
+    if full:
+        scores["all"] = evaluate_all(train_embeddings, train.labels, test_embeddings, test_labels)
+    return scores

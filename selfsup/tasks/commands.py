@@ -206,3 +206,25 @@ def _adapt_arguments(p) -> None:
     p.add_argument("--epochs", type=int, default=1, help="passes over DATA (default: 1, online)")
     p.add_argument("--out", help="TSV file of id, predicted class")
     add_placement_options(p)
+
+
+def _run_export(a: dict) -> None:
+    from selfsup.export import export_run
+
+    info = export_run(a["run"], a["format"], a["out"])
+    print(f"wrote {', '.join(info['files'])} to {a['out']} ({a['format']}: {info['backbone']}, "
+          f"{info['dim']}-dimensional embeddings)")
+
+
+@command("export", help="write a run's backbone for timm, torchvision, safetensors or ONNX",
+         description="Export the backbone of a run's last checkpoint, loadable without selfsup: a timm folder "
+                     "(timm.create_model('local-dir:OUT', pretrained=True, num_classes=0)), torchvision weights, "
+                     "a safetensors state dict or an ONNX graph; OUT/README.md shows how to load it.",
+         run=_run_export)
+def _export_arguments(p) -> None:
+    p.add_argument("run", metavar="RUN_DIR", help="run directory written by `selfsup pretrain`")
+    p.add_argument("--format", required=True, choices=("timm", "torchvision", "safetensors", "onnx"),
+                   help="timm: config.json + model.safetensors for timm.create_model; torchvision: weights for "
+                        "torchvision.models.get_model with the classifier removed; safetensors: the state dict of "
+                        "any backbone; onnx: model.onnx with a dynamic batch axis")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder to write (created if needed)")

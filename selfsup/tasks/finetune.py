@@ -219,7 +219,7 @@ def load_classifier(path: str | os.PathLike) -> tuple[Classifier, dict]:
                           f"`selfsup finetune`)")
     meta = json.loads((path / "classifier.json").read_text())
     backbone = backbones.create(meta["backbone"], small_stem=meta["small_stem"], image_size=meta["image_size"],
-                                input_shape=meta.get("input_shape"))
+                                input_shape=meta.get("input_shape"), options=meta.get("backbone_options"))
     model = Classifier(backbone, len(meta["classes"]), meta["mean"], meta["std"])
     model.load_state_dict(load_file(str(path / "classifier.safetensors")))
     return model.eval(), meta
@@ -276,7 +276,8 @@ def finetune(run_dir, labels, data: str | None = None, mode: str = "linear", pse
     if out is not None:
         save_classifier(model, Path(out), {
             "run": str(run_dir), "data": data or config.data, "classes": list(classes),
-            "backbone": config.backbone, "small_stem": config.small_stem, "image_size": config.image_size,
+            "backbone": config.backbone, "small_stem": config.small_stem, "backbone_options": config.backbone_options,
+            "image_size": config.image_size,
             "modality": source.modality, "input_shape": config.input_shape, "label_column": config.label_column,
             "accelerator": config.accelerator, "precision": config.precision,
             "mean": list(config.mean), "std": list(config.std), **{k: v for k, v in result.items() if k != "train"}})

@@ -9,11 +9,13 @@ from __future__ import annotations
 import time
 
 from selfsup.config import PretrainConfig
-from selfsup.devices import Placement
 from selfsup.evaluate.monitoring import RepresentationMonitor
-from selfsup.evaluate.protocols import embed_splits, evaluate_embeddings
+from selfsup.evaluate.run import evaluate_model
+from selfsup.methods import Method
 from selfsup.runs import Run
 from selfsup.train import fit, prepare
+from selfsup.train.run import build_method
+from selfsup.train.speed import apply_speed_switches
 
 
 def pretrain(config: PretrainConfig) -> dict:
@@ -24,12 +26,12 @@ def pretrain(config: PretrainConfig) -> dict:
     run = Run(prepared.out, config)
     where = run.placement()  # the training device (rank 0's) and precision
     rank_zero = prepared.rank == 0
-    baseline = evaluate_method(prepared.method, train, test, config, where) if rank_zero else {}
+    baseline = evaluate_model(random_weights(prepared), train, test, config, where) if rank_zero else {}
     monitor = RepresentationMonitor(config.monitor_samples, stop_on_collapse=config.stop_on_collapse)
     train_seconds = fit(prepared, callbacks=[monitor], monitor=monitor)
     if not rank_zero:
         return {}
-    result = evaluate_method(prepared.method, train, test, config, where)  # on the training device again
+    result = evaluate_model(prepared.method, train, test, config, where)  # on the training device again
     source = prepared.source
     summary = {
         "method": config.method, "data": config.data, "epochs": config.epochs,
@@ -52,8 +54,8 @@ def pretrain(config: PretrainConfig) -> dict:
     return summary
 
 
-def evaluate_method(method, train, test, config: PretrainConfig, where: Placement) -> dict:
-    """The summary's numbers: kNN and linear top-1 on the holdout, RankMe of the training part."""
-    train_embeddings, test_embeddings = embed_splits(method, train, test, config.mean, config.std, where)
-    return evaluate_embeddings(train_embeddings, train.labels, test_embeddings,
-                               None if test is None else test.labels, knn_k=config.knn_k)
+def random_weights(prepared) -> Method:
+    """The baseline: the method before training, or with random weights when it starts from ``init``."""
+    config = prepared.config
+    return apply_speed_switches(build_method(config, init=False), config.channels_last) if config.init \
+        else prepared.method

@@ -27,6 +27,7 @@ from selfsup.data import ImageSource, holdout_split
 from selfsup.devices import check_accelerator, concrete_accelerator, default_precision, device_count, training_device
 from selfsup.methods.options import check_options, option_defaults
 from selfsup.train.checkpoint import CheckpointError, SafeCheckpointIO, load_checkpoint
+from selfsup.train.init import load_init, read_init
 from selfsup.train.sync_batchnorm import convert_batchnorm
 from selfsup.train.speed import apply_speed_switches, default_channels_last, keep_freed_memory
 from selfsup.train.module import DivergenceError, EpochCheckpoint, JsonlLogger, PretrainModule, train_loader
@@ -97,8 +98,11 @@ def resolve(config: PretrainConfig, source: ImageSource) -> PretrainConfig:
     for field_name, argument in METHOD_OPTIONS.items():
         if argument in every and getattr(config, field_name) is None:
             resolved[field_name] = every[argument]
-    if backbones.MODALITY[resolved["backbone"]] != source.modality:
-        raise ConfigError(f"backbone={resolved['backbone']}: a {backbones.MODALITY[resolved['backbone']]} "
+    resolved["small_stem"] = backbones.default_small_stem(resolved["backbone"]) if config.small_stem is None \
+        else config.small_stem
+    resolved["backbone_options"] = dict(config.backbone_options or {})
+    if backbones.modality(resolved["backbone"]) != source.modality:
+        raise ConfigError(f"backbone={resolved['backbone']}: a {backbones.modality(resolved['backbone'])} "
                           f"backbone, but {config.data} holds {source.modality} data")
     return dataclasses.replace(config, **resolved)
 
@@ -117,12 +121,21 @@ def recipe_crop_scale(name: str) -> tuple[float, float]:
     return inspect.signature(augment.RECIPES[name]).parameters["crop_scale"].default
 
 
-def build_method(config: PretrainConfig, distributed: bool = False) -> methods.Method:
+def build_backbone(config: PretrainConfig):
+    """The backbone a resolved config describes, freshly initialised (from the global seed)."""
+    return backbones.create(config.backbone, small_stem=config.small_stem, image_size=config.image_size,
+                            input_shape=config.input_shape, options=config.backbone_options)
+
+
+def build_method(config: PretrainConfig, distributed: bool = False, init: bool = True) -> methods.Method:
     """The method and backbone a resolved config describes, freshly initialised from its
-    seed; with ``distributed``, losses that use other samples gather them from all processes."""
+    seed, the backbone then loaded from ``config.init`` when set (and ``init``) so that
+    EMA targets start from it too; with ``distributed``, losses that use other samples
+    gather them from all processes."""
     torch.manual_seed(config.seed)
-    backbone = backbones.create(config.backbone, small_stem=config.small_stem, image_size=config.image_size,
-                                input_shape=config.input_shape)
+    backbone = build_backbone(config)
+    if init and config.init:
+        load_init(backbone, config.init, config.backbone)
     options = method_options(config)
     if distributed and "gather_distributed" in inspect.signature(methods.METHODS[config.method]).parameters:
         options["gather_distributed"] = True
@@ -220,6 +233,8 @@ def prepare(config: PretrainConfig) -> Prepared:
     check_accelerator(config.accelerator, config.devices)
     check_processes(config)
     method_options(config)
+    if config.init and not config.resume:
+        read_init(config.init)  # a missing or unreadable file fails before the data is read
     out = Path(config.out) if config.out else default_out(config)
     if config.resume:
         if not (out / "config.yaml").exists():
@@ -258,7 +273,7 @@ def prepare(config: PretrainConfig) -> Prepared:
         config.save(out / "config.yaml")
         write_text(out / "skipped_files.txt", "".join(f"{f}\t{why}\n" for f, why in source.skipped))
 
-    method = build_method(config, distributed=world_size > 1)
+    method = build_method(config, distributed=world_size > 1, init=not config.resume)  # resume: the checkpoint's
     if config.batch_size < method.min_batch_size:
         raise ConfigError(f"batch_size={config.batch_size}: method {config.method} needs at least "
                           f"{method.min_batch_size} samples a step")

@@ -58,7 +58,7 @@ def keep_freed_memory() -> bool:
 
 def default_channels_last(backbone: str, modality: str = "image") -> bool:
     """On for convolutional backbones of a modality it helps (images, measured faster, B3);
-    ViT tokens are 3-D."""
+    ViT tokens are 3-D (``vit_*``, and ``timm/vit_*``, ``torchvision/vit_*``)."""
     from selfsup import modalities
 
-    return modalities.get(modality).channels_last and not backbone.startswith("vit")
+    return modalities.get(modality).channels_last and not backbone.rpartition("/")[2].startswith("vit")
