@@ -15,7 +15,7 @@ CUDA GPU, each against a peer on the same GPU in this one script run.
     momentum update, SGD), both under the same autocast (bf16 where the GPU has it, else fp32).
 (c) overhead = selfsup's full step (augmentation + method + optimizer) / the bare backbone's
     forward and backward on the same two views.
-(d) one CIFAR-10 SimCLR run through ``selfsup.tasks.pretrain`` (ResNet-18, the defaults) of
+(d) one CIFAR-10 SimCLR run through ``selfsup.tasks.pretraining`` (ResNet-18, the defaults) of
     as many epochs as (b)'s throughput says fit in ``--train-minutes``, and its kNN top-1 on the
     fixed 20% holdout of the training images (10,000 images, excluded from pretraining).
 

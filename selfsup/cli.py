@@ -10,7 +10,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from selfsup.config import ConfigError, PretrainConfig, from_dict, read_options
+from selfsup.config import LOGGERS, ConfigError, PretrainConfig, from_dict, read_options
 
 EPILOG = "Run `selfsup COMMAND --help` for the options of a command."
 
@@ -28,6 +28,10 @@ def _pretrain_parser(sub) -> None:
     parser.add_argument("--backbone-option", action="append", metavar="NAME=VALUE", dest="backbone_option",
                         help="a keyword argument of a timm/ or torchvision/ backbone, e.g. drop_path_rate=0.1 "
                              "(repeatable; recorded in config.yaml as backbone_options)")
+    parser.add_argument("--logger", action="append", choices=LOGGERS, metavar="NAME",
+                        help="an experiment tracker beside metrics.jsonl: csv, tensorboard, mlflow or wandb "
+                             "(repeatable; Lightning's loggers, offline, below the run directory; "
+                             "tensorboard, mlflow and wandb need the extra of that name)")
     for f in dataclasses.fields(PretrainConfig):
         if not f.metadata.get("cli", True):
             continue
@@ -91,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
                              description="List the self-supervised methods and their papers; with NAME, "
                                          "the method's options and their defaults (its paper's settings).")
     listing.add_argument("name", nargs="?", metavar="NAME", help="a method to show in full")
+    for command in sub.choices.values():
+        command.add_argument("--quiet", action="store_true", default=False,
+                             help="no progress bars and no stage messages (they show only on a terminal anyway)")
     return parser
 
 
@@ -103,7 +110,11 @@ def _version() -> str:
 def run(argv: list[str] | None = None) -> int:
     from selfsup.tasks.commands import COMMANDS as TASK_COMMANDS
 
+    from selfsup import progress
+
     args = vars(build_parser().parse_args(argv))
+    progress.set_quiet(args.pop("quiet"))
+    progress.configure_logging()
     command = args.pop("command")
     if command != "pretrain" and (args.get("accelerator") or args.get("devices")):
         from selfsup.devices import check_accelerator
@@ -119,6 +130,8 @@ def run(argv: list[str] | None = None) -> int:
             if flag in args:
                 values[field_name] = {**(values.get(field_name) or {}),
                                       **parse_options(args.pop(flag), flag.replace("_", "-"))}
+        if "logger" in args:
+            values["loggers"] = list(dict.fromkeys([*(values.get("loggers") or []), *args.pop("logger")]))
         config = from_dict({**values, **args}, "command line")
         processes = launch_count(config)
         if processes > 1:
@@ -236,9 +249,7 @@ def summary_line(s: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from selfsup.data import DataError
-    from selfsup.train.checkpoint import CheckpointError
-    from selfsup.train.module import DivergenceError
+    from selfsup.errors import ONE_LINE, DataError
 
     warnings.simplefilter("default")
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
@@ -248,7 +259,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     try:
         sys.exit(run(argv))
-    except (ConfigError, DataError, CheckpointError, DivergenceError) as error:
+    except ONE_LINE as error:
         import os
 
         # under torchrun every process checks the same options and data: one of them says so

@@ -16,6 +16,9 @@ from selfsup.atomic import write_text
 from selfsup.errors import ConfigError
 
 
+LOGGERS = ("csv", "tensorboard", "mlflow", "wandb")  # experiment trackers (selfsup.train.loggers)
+
+
 def option(default, help: str, **metadata):
     return field(default=default, metadata={"help": help, **metadata})
 
@@ -84,6 +87,10 @@ class PretrainConfig:
     monitor_samples: int = option(1024, "rows of the last training steps of each epoch (their own embeddings, "
                                          "no extra pass) that the label-free monitors read (RankMe, alignment, "
                                          "uniformity, collapse)")
+    loggers: list | None = option(None, "experiment trackers beside metrics.jsonl (always written): csv, "
+                                        "tensorboard, mlflow, wandb (Lightning's loggers, writing below the run "
+                                        "directory, offline unless the tracker's own settings say otherwise; "
+                                        "command line: --logger NAME, repeatable)", cli=False)
     report: bool = option(True, "write report.html (curves, embedding map, neighbour grids) at the end")
     log_every_n_steps: int | None = option(None, "steps between logged metrics (default: about twice an epoch, at most 50)")
     resume: bool = option(False, "continue the run in --out (default: the newest runs/<data>-<method>*) "
@@ -188,6 +195,8 @@ def validate(config: PretrainConfig) -> None:
            "expected in [0, 1)")
     _check(0 <= config.holdout < 1, "holdout", config.holdout, "expected in [0, 1)")
     _check(config.knn_k >= 1, "knn_k", config.knn_k, "expected >= 1")
+    _check(all(name in LOGGERS for name in config.loggers or ()), "loggers", config.loggers,
+           f"expected names among {', '.join(LOGGERS)}")
     _check(config.monitor_samples >= 2, "monitor_samples", config.monitor_samples, "expected >= 2")
     _check(config.log_every_n_steps is None or config.log_every_n_steps >= 1, "log_every_n_steps",
            config.log_every_n_steps, "expected >= 1")

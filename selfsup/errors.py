@@ -1,6 +1,23 @@
-"""The error of a bad option, below every layer so that any module can raise it; the
-command line prints it as one line and exits with 2."""
+"""The errors the command line prints as one line (exit code 2), below every layer so that
+any module can raise them, and so that the CLI catches them without importing the modules
+that raise them. Each is also importable where it is raised (``selfsup.data.DataError``,
+``selfsup.train.checkpoint.CheckpointError``, ``selfsup.train.module.DivergenceError``)."""
 
 
 class ConfigError(ValueError):
     """An option has a value that is not allowed; the message names field, value and rule."""
+
+
+class DataError(ValueError):
+    """A data source cannot be used; the message names the file and the problem."""
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, incomplete or not in selfsup's format."""
+
+
+class DivergenceError(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+ONE_LINE = (ConfigError, DataError, CheckpointError, DivergenceError)

@@ -7,9 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-
-class DataError(ValueError):
-    """A data source cannot be used; the message names the file and the problem."""
+from selfsup.errors import DataError  # noqa: F401  (raised here, defined below every layer)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from selfsup.data.base import BuiltinDataset, DataError, register_dataset
+from selfsup.progress import bar, stage
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
 MAX_DEFAULT_SIZE = 224
@@ -200,11 +201,14 @@ def load_folder_source(root: Path, image_size: int | None = None, workers: int |
     workers = workers or min(8, os.cpu_count() or 1)
     with ThreadPoolExecutor(workers) as pool:
         if image_size is None:
-            sizes = [s for s in pool.map(_read_size, files) if s is not None]
+            sizes = [s for s in bar(pool.map(_read_size, files), total=len(files), desc="reading image sizes",
+                                    unit="file") if s is not None]
             if not sizes:
                 raise DataError(f"{root}: none of the {len(files)} image files can be read")
             image_size = min(MAX_DEFAULT_SIZE, int(np.median([min(s) for s in sizes])))
-        decoded = list(pool.map(lambda p: _decode(p, image_size), files))
+        stage("decoding %d images from %s at %d px", len(files), root, image_size)
+        decoded = list(bar(pool.map(lambda p: _decode(p, image_size), files), total=len(files),
+                           desc="decoding", unit="img"))
 
     kept, skipped = [], []
     for path, result in zip(files, decoded):

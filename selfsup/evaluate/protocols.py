@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from selfsup.data.samples import model_input
 from selfsup.devices import CPU, Placement
 from selfsup.evaluate.neighbours import NeighborIndex
+from selfsup.progress import bar
 
 
 @torch.no_grad()
@@ -35,10 +36,12 @@ def embed_images(model, samples: torch.Tensor, mean, std, batch_size: int = 512,
     runner = placement.parallel(model)
     try:
         parts = []
-        for start in range(0, len(samples), batch_size):
-            x = model_input(samples[start:start + batch_size].to(placement.device), mean, std)
-            with placement.autocast():
-                parts.append(runner(x).float().cpu())
+        with bar(total=len(samples), desc="embedding", unit="sample") as shown:
+            for start in range(0, len(samples), batch_size):
+                x = model_input(samples[start:start + batch_size].to(placement.device), mean, std)
+                with placement.autocast():
+                    parts.append(runner(x).float().cpu())
+                shown.update(len(x))
         return torch.cat(parts)
     finally:
         model.train(was_training)

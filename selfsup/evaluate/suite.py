@@ -8,6 +8,7 @@ import torch
 from selfsup.evaluate.clustering import cluster_scores
 from selfsup.evaluate.monitors import label_free_monitors
 from selfsup.evaluate.protocols import few_shot, knn_predict_many, linear_probe, select_regularisation
+from selfsup.progress import stage
 
 KNN_KS = (10, 20, 100, 200)
 SHOTS = (1, 5, 10)
@@ -33,6 +34,7 @@ def evaluate_all(train: torch.Tensor, train_labels: torch.Tensor | None,
     result = {"label_free": {"protocol": PROTOCOLS["label_free"], **label_free_monitors(train)}}
     if train_labels is None or test is None or test_labels is None:
         return result
+    stage("evaluating: kNN, linear probe (regularisation sweep), few-shot, clustering")
     knn = knn_predict_many(train, train_labels, test, KNN_KS)
     result["knn"] = {"protocol": PROTOCOLS["knn"],
                      "top1": {str(k): float((p == test_labels).float().mean()) for k, p in knn.items()}}

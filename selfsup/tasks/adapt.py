@@ -24,6 +24,7 @@ from torch import nn
 
 from selfsup import modalities
 from selfsup.config import ConfigError
+from selfsup.progress import bar
 from selfsup.tasks.common import open_sized_source, seeded
 from selfsup.data.samples import as_unit
 from selfsup.devices import CPU, Placement
@@ -62,7 +63,7 @@ def tent(model: nn.Module, images: torch.Tensor, lr: float = 1e-3, batch_size: i
     adapted = copy.deepcopy(model).to(placement.device)
     optimizer = torch.optim.Adam(configure_tent(adapted), lr=lr, betas=(0.9, 0.999))
     predictions = torch.empty(len(images), dtype=torch.long)
-    for _ in range(epochs):
+    for _ in bar(range(epochs), desc="adapting (TENT)", unit="epoch"):
         order = torch.randperm(len(images), generator=seeded(seed))
         for rows in order.split(batch_size):
             with placement.autocast():

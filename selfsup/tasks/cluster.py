@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from selfsup.config import ConfigError
 from selfsup.evaluate.clustering import cluster_metrics, kmeans
 from selfsup.evaluate.neighbours import l2_normalize, nearest_others
+from selfsup.progress import bar
 from selfsup.tasks.common import seeded
 
 
@@ -107,7 +108,7 @@ class SCAN:
             return augmented[picked, rows]
 
         self.history_ = []
-        for _ in range(self.epochs):
+        for _ in bar(range(self.epochs), desc="SCAN", unit="epoch"):
             for rows in torch.randperm(n, generator=generator).split(batch):
                 partner = neighbours[rows, torch.randint(neighbours.shape[1], (len(rows),), generator=generator)]
                 loss, consistency, entropy = scan_loss(self.head_(clean[rows]), self.head_(clean[partner]),
@@ -118,7 +119,7 @@ class SCAN:
             self.history_.append({"consistency": consistency.item(), "entropy": entropy.item()})
 
         self.self_labelled_ = 0.0  # fraction of confident samples in the last self-labelling epoch
-        for _ in range(self.self_label_epochs):
+        for _ in bar(range(self.self_label_epochs), desc="SCAN self-labelling", unit="epoch"):
             confident = 0
             for rows in torch.randperm(n, generator=generator).split(batch):
                 with torch.no_grad():

@@ -23,6 +23,7 @@ import numpy as np
 
 from selfsup.config import ConfigError
 from selfsup.evaluate.neighbours import l2_normalize
+from selfsup.progress import bar
 from selfsup.tasks.common import load_embeddings
 
 
@@ -36,7 +37,7 @@ def resampled_kmeans(points: np.ndarray, k: int, resample_steps: int = 10, resam
     fitted = KMeans(n_clusters=k, n_init=3, random_state=seed).fit(points)
     centroids, assignment = fitted.cluster_centers_, fitted.labels_
     size = resample_size or max(1, len(points) // (2 * k))
-    for _ in range(resample_steps):
+    for _ in bar(range(resample_steps), desc="curating (resampled k-means)", unit="step"):
         for c in range(k):
             members = np.flatnonzero(assignment == c)
             if len(members) == 0:

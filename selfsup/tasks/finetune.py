@@ -38,6 +38,7 @@ from selfsup.config import ConfigError
 from selfsup.data import DataError, holdout_split
 from selfsup.data.samples import as_unit, standardize
 from selfsup.devices import CPU, Placement, placement
+from selfsup.progress import bar
 from selfsup.tasks.common import open_run_source, seeded
 
 MODES = ("linear", "full")
@@ -126,7 +127,7 @@ def train_classifier(model: Classifier, samples: torch.Tensor, labels: torch.Ten
     scaler = torch.amp.GradScaler(device.type, enabled=placement.dtype == torch.float16)
     batch = min(batch_size, len(samples))
     stats = {"pseudo_labelled": 0.0}
-    for step in range(steps):
+    for step in bar(range(steps), desc="fine-tuning", unit="step"):
         model.train()
         if linear:
             model.backbone.eval()

@@ -1,5 +1,5 @@
 """Training: Lightning glue, safe checkpoints, and ``prepare(config)`` then ``fit(prepared)``
-(``selfsup.tasks.pretrain`` adds the evaluation and the report)."""
+(``selfsup.tasks.pretraining`` adds the evaluation and the report)."""
 
 from selfsup.train.run import Prepared, fit, prepare
 

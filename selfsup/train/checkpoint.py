@@ -30,12 +30,10 @@ from lightning.fabric.plugins.io.checkpoint_io import CheckpointIO
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from selfsup.errors import CheckpointError  # noqa: F401  (raised here, caught by the CLI)
+
 WEIGHTS, STATE_TENSORS, STATE_JSON = "weights.safetensors", "state.safetensors", "state.json"
 FORMAT = "selfsup-checkpoint-1"
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, incomplete or not in selfsup's format."""
 
 
 def _encode(value: Any, tensors: dict[str, torch.Tensor], where: str):

@@ -14,12 +14,14 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from selfsup.augment import Recipe
 from selfsup.augment.ops import SliceDraws
+from selfsup.errors import DivergenceError  # noqa: F401  (raised here, caught by the CLI)
 from selfsup.methods import Method
 from selfsup.train.checkpoint import link_last, remove_stale_temporaries
 from selfsup.methods.optim import create_optimizer, warmup_cosine
@@ -27,10 +29,6 @@ from selfsup.methods.optim import create_optimizer, warmup_cosine
 
 def derived_seed(*parts: int) -> int:
     return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, np.uint64)[0] >> 1)
-
-
-class DivergenceError(RuntimeError):
-    """The loss became NaN or infinite."""
 
 
 class IndexedImages(Dataset):
@@ -126,6 +124,15 @@ class PretrainModule(L.LightningModule):
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimizer, WarmupCosine(self.warmup_steps, self.total_steps))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
+class ProgressBar(TQDMProgressBar):
+    """Lightning's bar without the logger's version number (``v_num``), which says nothing here."""
+
+    def get_metrics(self, trainer, pl_module):
+        metrics = super().get_metrics(trainer, pl_module)
+        metrics.pop("v_num", None)
+        return metrics
 
 
 class WarmupCosine:

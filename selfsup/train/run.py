@@ -3,7 +3,7 @@
 
 A run directory holds ``config.yaml`` (every option, resolved), ``checkpoints/`` (one
 directory per kept epoch, ``last`` linking the newest complete one) and ``metrics.jsonl``;
-``selfsup.tasks.pretrain`` adds the evaluation (``summary.json``) and the report, and
+``selfsup.tasks.pretraining`` adds the evaluation (``summary.json``) and the report, and
 ``selfsup.runs.Run`` opens the directory afterwards.
 """
 
@@ -26,11 +26,13 @@ from selfsup.config import ConfigError, PretrainConfig, validate
 from selfsup.data import ImageSource, holdout_split
 from selfsup.devices import check_accelerator, concrete_accelerator, default_precision, device_count, training_device
 from selfsup.methods.options import check_options, option_defaults
+from selfsup.progress import interactive
 from selfsup.train.checkpoint import CheckpointError, SafeCheckpointIO, load_checkpoint
 from selfsup.train.init import load_init, read_init
+from selfsup.train.loggers import check_loggers, create_loggers, hyperparameters
 from selfsup.train.sync_batchnorm import convert_batchnorm
 from selfsup.train.speed import apply_speed_switches, default_channels_last, keep_freed_memory
-from selfsup.train.module import DivergenceError, EpochCheckpoint, JsonlLogger, PretrainModule, train_loader
+from selfsup.train.module import DivergenceError, EpochCheckpoint, JsonlLogger, PretrainModule, ProgressBar, train_loader
 
 DEFAULT_EPOCHS = {"digits": 30}
 METHOD_OPTIONS = {"temperature": "temperature", "momentum": "base_momentum"}
@@ -233,6 +235,7 @@ def prepare(config: PretrainConfig) -> Prepared:
     check_accelerator(config.accelerator, config.devices)
     check_processes(config)
     method_options(config)
+    check_loggers(config.loggers)  # a missing tracker package fails before the data is read
     if config.init and not config.resume:
         read_init(config.init)  # a missing or unreadable file fails before the data is read
     out = Path(config.out) if config.out else default_out(config)
@@ -302,14 +305,19 @@ def fit(run: Prepared, callbacks=(), monitor=None) -> float:
     resume_step = load_checkpoint(resume_from)["global_step"] if resume_from else None
     if run.rank == 0:  # made by another rank first, a slow-starting rank 0 would see an earlier run
         (out / "checkpoints").mkdir(exist_ok=True)
+    trackers = create_loggers(config, out)
     trainer = L.Trainer(
         max_epochs=config.epochs, accelerator=config.accelerator, **_distribution(config, run.world_size),
-        precision=config.precision, logger=JsonlLogger(out / "metrics.jsonl", resume_step),
-        callbacks=[*callbacks, EpochCheckpoint(out / "checkpoints", monitor=monitor)], enable_checkpointing=False,
+        precision=config.precision, logger=[JsonlLogger(out / "metrics.jsonl", resume_step), *trackers],
+        callbacks=[*callbacks, EpochCheckpoint(out / "checkpoints", monitor=monitor),
+                   *([ProgressBar()] if interactive() else [])],
+        enable_progress_bar=interactive(), enable_checkpointing=False,
         plugins=[SafeCheckpointIO()], use_distributed_sampler=False,
         log_every_n_steps=config.log_every_n_steps,
         enable_model_summary=False,
         default_root_dir=str(out))
+    for tracker in trackers:  # the whole configuration, once (rank 0; Lightning's loggers check)
+        tracker.log_hyperparams(hyperparameters(config))
     fit_started = time.time()
     try:
         with warnings.catch_warnings():

@@ -12,6 +12,7 @@ from selfsup.config import PretrainConfig
 from selfsup.evaluate.monitoring import RepresentationMonitor
 from selfsup.evaluate.run import evaluate_model
 from selfsup.methods import Method
+from selfsup.progress import stage
 from selfsup.runs import Run
 from selfsup.train import fit, prepare
 from selfsup.train.run import build_method
@@ -26,11 +27,17 @@ def pretrain(config: PretrainConfig) -> dict:
     run = Run(prepared.out, config)
     where = run.placement()  # the training device (rank 0's) and precision
     rank_zero = prepared.rank == 0
+    if rank_zero:
+        stage("evaluating the backbone with random weights (the baseline) on %s", where)
     baseline = evaluate_model(random_weights(prepared), train, test, config, where) if rank_zero else {}
     monitor = RepresentationMonitor(config.monitor_samples, stop_on_collapse=config.stop_on_collapse)
+    if rank_zero:
+        stage("training %s on %d samples for %d epochs into %s", config.method, len(train), config.epochs,
+              prepared.out)
     train_seconds = fit(prepared, callbacks=[monitor], monitor=monitor)
     if not rank_zero:
         return {}
+    stage("evaluating the trained backbone")
     result = evaluate_model(prepared.method, train, test, config, where)  # on the training device again
     source = prepared.source
     summary = {
@@ -48,6 +55,7 @@ def pretrain(config: PretrainConfig) -> dict:
     }
     run.write_summary(summary)
     if config.report:
+        stage("writing the report")
         from selfsup.report import build_report
 
         build_report(run.directory)
