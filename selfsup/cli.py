@@ -163,16 +163,10 @@ def run(argv: list[str] | None = None) -> int:
         print(f"{'name':<16} {'modality':<10} {'size':>6}  labels  description")
         for d in BUILTIN_DATASETS.values():
             print(f"{d.name:<16} {d.modality:<10} {d.size:>6}  {'yes' if d.has_labels else 'no':<6}  {d.description}")
-    elif command == "methods" and args["name"]:
-        print(method_card(args["name"]))
     elif command == "methods":
-        from selfsup.methods import METHODS
+        from selfsup import catalogue
 
-        print(f"{'name':<13} {'year':<5} {'recipe':<13} {'needs':<33} {'defaults':<36} paper")
-        for m in METHODS.values():
-            o = m.optimizer
-            defaults = f"{o.name}, lr {o.lr:g} x B/256, wd {o.weight_decay:g}"
-            print(f"{m.name:<13} {m.year:<5} {m.recipe:<13} {m.needs:<33} {defaults:<36} {m.paper}")
+        print(catalogue.card(args["name"]) if args["name"] else catalogue.listing())
     return 0
 
 
@@ -187,21 +181,6 @@ def parse_options(items: list[str], flag: str = "method-option") -> dict:
             raise ConfigError(f"{flag}={item!r}: expected NAME=VALUE")
         options[name.strip()] = parse_value(value.strip())
     return options
-
-
-def method_card(name: str) -> str:
-    from selfsup.methods import METHODS
-    from selfsup.methods.options import option_defaults
-
-    if name not in METHODS:
-        raise ConfigError(f"method={name!r}: expected one of {', '.join(METHODS)}")
-    m = METHODS[name]
-    o = m.optimizer
-    lines = [f"{m.name} ({m.year}): {m.paper}", f"  recipe {m.recipe}; needs {m.needs}",
-             f"  optimizer {o.name}, lr {o.lr:g} x batch/256, weight decay {o.weight_decay:g}",
-             "  options (--method-option NAME=VALUE; defaults are the paper's settings):"]
-    lines += [f"    {option:<28} {default!r}" for option, default in option_defaults(m).items()]
-    return "\n".join(lines)
 
 
 def launch_count(config: PretrainConfig) -> int:

@@ -61,14 +61,14 @@ def test_mlflow_writes_a_local_file_store(tmp_path):
 
 
 def test_help_and_methods_import_no_training_stack():
-    """``selfsup --help`` must not import Lightning, scikit-learn or timm; ``selfsup methods``
-    imports torch (the methods are torch modules) but not Lightning or scikit-learn."""
+    """Neither ``selfsup --help`` nor ``selfsup methods`` imports torch, Lightning,
+    scikit-learn or timm (the listing reads selfsup/catalogue.json)."""
     code = ("import sys, contextlib, io\n"
             "from selfsup.cli import run\n"
             "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
             "    run(sys.argv[1:])\n"
             "print(sorted(m for m in ('lightning', 'sklearn', 'timm', 'torch') if m in sys.modules))")
-    for args, expected in ((["--help"], "[]"), (["pretrain", "--help"], "[]"), (["methods"], "['torch']")):
+    for args, expected in ((["--help"], "[]"), (["pretrain", "--help"], "[]"), (["methods"], "[]"), (["methods", "dino"], "[]")):
         done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
         assert done.returncode == 0, done.stderr[-2000:]
         assert done.stdout.strip().splitlines()[-1] == expected, (args, done.stdout)
@@ -92,3 +92,12 @@ def test_stage_lines_show_when_asked(tmp_path):
     lines = [line for line in done.stderr.splitlines() if line.startswith("selfsup: ")]
     assert [line.split(" ")[1] for line in lines] == ["evaluating", "training", "evaluating"], lines
     assert "training simclr on 1437 samples for 1 epochs" in lines[1]
+
+
+def test_the_catalogue_is_the_registry():
+    """``selfsup methods`` reads catalogue.json; regenerate it with ``python -m selfsup.catalogue``."""
+    from selfsup import catalogue
+
+    assert catalogue.load() == catalogue.from_registry(), "run: python -m selfsup.catalogue"
+    card = catalogue.card("moco").splitlines()
+    assert card[0].startswith("moco (2020): ") and any(line.split() == ["queue_size", "4096"] for line in card)
