@@ -61,6 +61,14 @@ class PretrainConfig:
     method_options: dict | None = option(None, "options of the method by name, e.g. {queue_size: 8192} "
                                                 "(`selfsup methods NAME` lists them with their defaults; "
                                                 "command line: --method-option NAME=VALUE, repeatable)", cli=False)
+    data_mode: str = option("auto", "image folders: memory (decoded once into RAM: fastest), stream (decoded "
+                                    "as needed in worker processes, every crop from the full image; memory stays "
+                                    "flat in the data size) or auto (memory when the decoded set fits in a quarter "
+                                    "of RAM, else stream; the log says which)")
+    workers: int | None = option(None, "stream mode: DataLoader worker processes that decode and crop "
+                                       "(default: the CPU count, at most 8)")
+    max_steps: int | None = option(None, "stop after this many optimizer steps (smoke runs, benchmarks); the "
+                                         "schedule stays that of --epochs")
     cache_dir: str | None = option(None, "folder for a cache of decoded image folders, memory-mapped and "
                                          "rebuilt when the folder changes (default: decode every run)")
     holdout: float = option(0.2, "fraction of labelled data held out (stratified, fixed) for evaluation "
@@ -197,6 +205,10 @@ def validate(config: PretrainConfig) -> None:
     _check(config.knn_k >= 1, "knn_k", config.knn_k, "expected >= 1")
     _check(all(name in LOGGERS for name in config.loggers or ()), "loggers", config.loggers,
            f"expected names among {', '.join(LOGGERS)}")
+    _check(config.data_mode in ("auto", "memory", "stream"), "data_mode", config.data_mode,
+           "expected auto, memory or stream")
+    _check(config.workers is None or config.workers >= 0, "workers", config.workers, "expected >= 0")
+    _check(config.max_steps is None or config.max_steps >= 1, "max_steps", config.max_steps, "expected >= 1")
     _check(config.monitor_samples >= 2, "monitor_samples", config.monitor_samples, "expected >= 2")
     _check(config.log_every_n_steps is None or config.log_every_n_steps >= 1, "log_every_n_steps",
            config.log_every_n_steps, "expected >= 1")

@@ -62,6 +62,19 @@ class ViewSpec:
 
 def make_view(images: torch.Tensor, spec: ViewSpec, generator: torch.Generator, mean, std) -> torch.Tensor:
     x = ops.random_resized_crop(images, spec.size, generator, spec.crop_scale, flip_p=spec.flip_p)
+    return colour_view(x, spec, generator, mean, std)
+
+
+def finish_view(cropped: torch.Tensor, spec: ViewSpec, generator: torch.Generator, mean, std) -> torch.Tensor:
+    """A view whose crop was made already (uint8 (B, 3, size, size), from the full image by
+    the streaming source): the flip, then what ``make_view`` does after its crop."""
+    x = cropped.float().div_(255)
+    flip = ops.bernoulli(generator, len(x), spec.flip_p).to(x.device)
+    x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    return colour_view(x, spec, generator, mean, std)
+
+
+def colour_view(x: torch.Tensor, spec: ViewSpec, generator: torch.Generator, mean, std) -> torch.Tensor:
     matrix, offset = ops.color_matrices(generator, x.shape[0], spec.jitter_p, spec.brightness,
                                         spec.contrast, spec.saturation, spec.hue, spec.grayscale_p)
     x = ops.apply_color(x, matrix, offset)
@@ -81,6 +94,10 @@ class Recipe:
         if images.dtype == torch.uint8 and len(self.views) > 1:  # convert once, not once a view
             images = images.float().div_(255)
         return [make_view(images, spec, generator, mean, std) for spec in self.views]
+
+    def finish(self, cropped: list[torch.Tensor], generator: torch.Generator, mean, std) -> list[torch.Tensor]:
+        """The views from crops made already, one uint8 batch per view (``finish_view``)."""
+        return [finish_view(x, spec, generator, mean, std) for x, spec in zip(cropped, self.views)]
 
 
 @register("image")

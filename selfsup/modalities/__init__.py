@@ -22,11 +22,12 @@ def get(name: str) -> Modality:
     return MODALITIES[name]
 
 
-def open_source(spec: str, image_size: int | None = None, label_column: str | None = None, cache_dir=None):
+def open_source(spec: str, image_size: int | None = None, label_column: str | None = None, cache_dir=None,
+                data_mode: str = "memory"):
     """The data source ``spec``: a built-in dataset, or a file or folder that one modality
     accepts (an image folder, read through the decoded-image cache in ``cache_dir`` when
-    given; a uint8 array of images; a CSV/Parquet table; a ``.ts`` file or a float array of
-    series)."""
+    given, or streamed with ``data_mode`` stream or auto (``Image.load``); a uint8 array of
+    images; a CSV/Parquet table; a ``.ts`` file or a float array of series)."""
     if spec in BUILTIN_DATASETS:
         return BUILTIN_DATASETS[spec].load(image_size)
     path = Path(spec).expanduser()
@@ -35,7 +36,8 @@ def open_source(spec: str, image_size: int | None = None, label_column: str | No
                         f"(built-in: {', '.join(BUILTIN_DATASETS)})")
     for modality in MODALITIES.values():
         if modality.accepts(path):
-            return modality.load(path, image_size=image_size, label_column=label_column, cache_dir=cache_dir)
+            return modality.load(path, image_size=image_size, label_column=label_column, cache_dir=cache_dir,
+                                 data_mode=data_mode)
     formats = [f for m in MODALITIES.values() for f in m.formats]
     raise DataError(f"{spec}: not {', '.join(formats[:-1])} or {formats[-1]}")
 

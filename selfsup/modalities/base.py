@@ -56,7 +56,7 @@ class Modality:
         return False
 
     def load(self, path: Path, image_size: int | None = None, label_column: str | None = None,
-             cache_dir=None):
+             cache_dir=None, data_mode: str = "memory"):
         """The source at ``path`` (one this modality ``accepts``), validated by its loader."""
         raise NotImplementedError
 

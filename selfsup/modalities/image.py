@@ -11,6 +11,7 @@ import torch
 
 from selfsup.data.sources import load_array_source, load_folder_source  # registers the built-in images
 from selfsup.data.timeseries import is_series_array
+from selfsup.progress import stage
 from selfsup.modalities.base import NOISE_STD, Modality, check_corruption, png_uri, register, seeded
 
 # per severity 1..5; contrast factor as in CIFAR-10-C, blur sigma in pixels of 32 px images
@@ -34,6 +35,14 @@ def strong_view(size: int, crop_min_scale: float = 0.25):
     return augment.create("simclr", size, crop_scale=(crop_min_scale, 1.0)).views[0]
 
 
+def fits_in_memory(count: int, size: int) -> bool:
+    """Whether ``count`` decoded (3, size, size) uint8 images take at most a quarter of RAM."""
+    import os
+
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return count * 3 * size * size <= ram / 4
+
+
 @register
 class Image(Modality):
     name = "image"
@@ -47,10 +56,20 @@ class Image(Modality):
     def accepts(self, path) -> bool:
         return path.is_dir() or (path.is_file() and path.suffix in (".npy", ".npz") and not is_series_array(path))
 
-    def load(self, path, image_size=None, label_column=None, cache_dir=None):
-        """A folder (read through the decoded-image cache in ``cache_dir`` when given) or an array."""
+    def load(self, path, image_size=None, label_column=None, cache_dir=None, data_mode="memory"):
+        """A folder (streamed with ``data_mode="stream"``, or with ``"auto"`` when its decoded
+        images would take more than a quarter of RAM; else decoded, through the decoded-image
+        cache in ``cache_dir`` when given) or an array."""
         if not path.is_dir():
             return load_array_source(path, image_size)
+        if data_mode != "memory":
+            from selfsup.data.stream import open_stream
+
+            streamed = open_stream(path, image_size)
+            if data_mode == "stream" or not fits_in_memory(len(streamed), streamed.image_size):
+                return streamed
+            image_size = streamed.image_size
+            stage("%d images of %d px fit in a quarter of RAM: decoding them into memory", len(streamed), image_size)
         if cache_dir is None:
             return load_folder_source(path, image_size)
         from pathlib import Path
@@ -60,8 +79,9 @@ class Image(Modality):
         return cached_folder_source(path, image_size, Path(cache_dir))
 
     def statistics(self, samples):
-        """In [0, 1] units."""
-        x = samples[:10_000].float().div_(255)
+        """In [0, 1] units; of the first 10,000 images in memory, of the first 1,000 of a
+        streamed folder (each decoded for it)."""
+        x = samples[:10_000 if isinstance(samples, torch.Tensor) else 1_000].float().div_(255)
         return x.mean(dim=(0, 2, 3)).tolist(), x.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist()
 
     def default_backbone(self, image_size: int | None) -> str:

@@ -15,7 +15,7 @@ class Table(FloatModality):
     def accepts(self, path) -> bool:
         return path.is_file() and path.suffix.lower() in TABLE_SUFFIXES
 
-    def load(self, path, image_size=None, label_column=None, cache_dir=None):
+    def load(self, path, image_size=None, label_column=None, cache_dir=None, data_mode="memory"):
         return load_table_source(path, label_column)
 
     def default_backbone(self, image_size=None) -> str:

@@ -20,7 +20,7 @@ class TimeSeries(FloatModality):
         return path.is_file() and (path.suffix.lower() == ".ts" or (path.suffix in (".npy", ".npz")
                                                                     and is_series_array(path)))
 
-    def load(self, path, image_size=None, label_column=None, cache_dir=None):
+    def load(self, path, image_size=None, label_column=None, cache_dir=None, data_mode="memory"):
         return load_ts_source(path) if path.suffix.lower() == ".ts" else load_series_array(path)
 
     def default_backbone(self, image_size=None) -> str:

@@ -69,10 +69,29 @@ class EpochBatches(Sampler):
             yield batch[self.rank * local:(self.rank + 1) * local].tolist()
 
 
-def train_loader(images: torch.Tensor, batch_size: int, seed: int, rank: int = 0,
-                 world_size: int = 1) -> DataLoader:
-    sampler = EpochBatches(len(images), batch_size, seed, rank, world_size)
-    return DataLoader(IndexedImages(images), sampler=sampler, batch_size=None, num_workers=0)
+class EpochIndexBatches(EpochBatches):
+    """``EpochBatches`` that also name their epoch: a streamed batch's crops depend on it."""
+
+    def __iter__(self):
+        for batch in super().__iter__():
+            yield self.epoch, batch
+
+
+def train_loader(train, batch_size: int, seed: int, rank: int = 0, world_size: int = 1,
+                 recipe: Recipe | None = None, workers: int = 0) -> DataLoader:
+    """Batches of (samples, indices) of an in-memory source or tensor (the recipe crops on the device),
+    or, for a streamed source, of (one uint8 batch per view of ``recipe``, indices), cropped
+    from the full images in ``workers`` processes (``selfsup.data.stream``)."""
+    if getattr(train, "streamed", False):
+        from selfsup.data.stream import StreamViews
+
+        views = [(spec.size, spec.crop_scale) for spec in recipe.views]
+        sampler = EpochIndexBatches(len(train), batch_size, seed, rank, world_size)
+        return DataLoader(StreamViews(train, views, seed), sampler=sampler, batch_size=None, num_workers=workers,
+                          persistent_workers=workers > 0, prefetch_factor=2 if workers else None)
+    samples = train if isinstance(train, torch.Tensor) else train.samples
+    sampler = EpochBatches(len(samples), batch_size, seed, rank, world_size)
+    return DataLoader(IndexedImages(samples), sampler=sampler, batch_size=None, num_workers=0)
 
 
 class PretrainModule(L.LightningModule):
@@ -92,11 +111,18 @@ class PretrainModule(L.LightningModule):
         self.seed = seed
 
     def training_step(self, batch, batch_idx):
-        images, indices = batch
+        images, indices, *skipped = batch  # streamed: one uint8 batch per view, cropped already
+        if skipped and skipped[0]:
+            from selfsup.data.stream import report_skipped
+
+            report_skipped(skipped[0])
         generator = torch.Generator().manual_seed(derived_seed(self.seed, self.global_step))
         if self.trainer.world_size > 1:  # this process holds one slice of the global batch
-            generator = SliceDraws(generator, self.batch_size, self.global_rank * len(images))
-        views = self.recipe(images, generator, self.mean, self.std)
+            generator = SliceDraws(generator, self.batch_size, self.global_rank * len(indices))
+        if isinstance(images, (list, tuple)):
+            views = self.recipe.finish(images, generator, self.mean, self.std)
+        else:
+            views = self.recipe(images, generator, self.mean, self.std)
         if self.method.needs_labels:
             labels = self.labels[indices.to(self.labels.device)].to(images.device)
             out = self.method.training_step(views, labels=labels)

@@ -92,6 +92,8 @@ def resolve(config: PretrainConfig, source: ImageSource) -> PretrainConfig:
     if config.channels_last is None:
         resolved["channels_last"] = default_channels_last(resolved["backbone"], source.modality)
     resolved["accelerator"] = concrete_accelerator(config.accelerator)  # what this run used
+    if config.workers is None:
+        resolved["workers"] = min(8, os.cpu_count() or 1) if getattr(source, "streamed", False) else 0
     if config.precision == "auto":
         resolved["precision"] = default_precision(source.modality, resolved["accelerator"])
     # every option the method runs with, so config.yaml reproduces it (YAML has no tuples)
@@ -145,7 +147,8 @@ def build_method(config: PretrainConfig, distributed: bool = False, init: bool =
 
 
 def prepare_data(config: PretrainConfig):
-    source = modalities.open_source(config.data, config.image_size, config.label_column, cache_dir=config.cache_dir)
+    source = modalities.open_source(config.data, config.image_size, config.label_column, cache_dir=config.cache_dir,
+                                    data_mode=config.data_mode)
     train, test = holdout_split(source, config.holdout, seed=0)
     return source, train, test
 
@@ -294,7 +297,8 @@ def fit(run: Prepared, callbacks=(), monitor=None) -> float:
     ``trainer.fit``. ``callbacks`` run after every epoch before the checkpoint; while
     ``monitor.collapsed_at`` is set under ``monitor.stop_on_collapse`` no checkpoint is written."""
     config, out, last = run.config, run.out, run.last
-    loader = train_loader(run.train.samples, config.batch_size, config.seed, run.rank, run.world_size)
+    loader = train_loader(run.train, config.batch_size, config.seed, run.rank, run.world_size, run.recipe,
+                          config.workers)
     module = PretrainModule(
         run.method, run.recipe, config.mean, config.std, optimizer=config.optimizer,
         lr=config.lr * config.batch_size / 256, weight_decay=config.weight_decay,
@@ -307,7 +311,7 @@ def fit(run: Prepared, callbacks=(), monitor=None) -> float:
         (out / "checkpoints").mkdir(exist_ok=True)
     trackers = create_loggers(config, out)
     trainer = L.Trainer(
-        max_epochs=config.epochs, accelerator=config.accelerator, **_distribution(config, run.world_size),
+        max_epochs=config.epochs, max_steps=config.max_steps or -1, accelerator=config.accelerator, **_distribution(config, run.world_size),
         precision=config.precision, logger=[JsonlLogger(out / "metrics.jsonl", resume_step), *trackers],
         callbacks=[*callbacks, EpochCheckpoint(out / "checkpoints", monitor=monitor),
                    *([ProgressBar()] if interactive() else [])],
