@@ -124,6 +124,10 @@ def test_five_channel_tiff_folder_trains_simclr(tmp_path):
     assert saved.input_shape == [5, 16, 16] and len(saved.mean) == len(saved.std) == 5
     assert saved.backbone == "smallcnn"
     metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    from selfsup.export import export_run
+
+    info = export_run(tmp_path / "run", "safetensors", tmp_path / "exported")  # rebuilt from config.yaml
+    assert info["input_shape"] == [5, 16, 16]
     assert sum("loss_epoch" in m for m in metrics) == 1 and all(np.isfinite(m["loss_epoch"]) for m in metrics if "loss_epoch" in m)
 
 
@@ -175,3 +179,19 @@ def test_mostly_text_column_stays_categorical(tmp_path):
     (tmp_path / "g.csv").write_text("\n".join(rows) + "\n")
     source = open_source(str(tmp_path / "g.csv"), label_column="y")
     assert sorted(source.features) == ["grade=3", "grade=A", "grade=B"]
+
+
+def test_image_modality_serves_c_channels():
+    from selfsup.modalities import get
+
+    image = get("image")
+    samples = torch.randint(0, 256, (8, 5, 16, 16), dtype=torch.uint8)
+    assert image.thumbnail(samples[0]).startswith("data:image/png;base64,")
+    for kind in ("noise", "blur", "contrast"):
+        corrupted = image.corrupt(samples, kind, severity=5)
+        assert corrupted.shape == samples.shape and not torch.equal(corrupted, samples)
+    contrast = image.corrupt(samples, "contrast", severity=5).float()
+    assert (contrast.std(dim=(2, 3)) < samples.float().std(dim=(2, 3))).all()  # each channel flattened
+    weak, strong = image.fixmatch_views(16, None, None)
+    generator = torch.Generator().manual_seed(0)
+    assert weak(samples, generator).shape == strong(samples, generator).shape == (8, 5, 16, 16)
