@@ -12,7 +12,8 @@ bands of a Sentinel-2 tile), a ``(N, H, W, C)`` or ``(N, C, H, W)`` array. All i
 a folder must have the same C; files with another count are skipped and named.
 
 Bit depth: 8-bit samples are kept; 16-bit samples (PNG, TIFF, uint16 arrays) are scaled
-to 8 bits by their bit depth, ``round(value / 257)`` (65535 -> 255), never clipped; float
+to 8 bits by their bit depth, ``round(value / 257)`` (65535 -> 255), never clipped (16-bit
+colour PNGs are reduced so by Pillow, to the high byte, within 1 of value / 257); float
 arrays must hold values in [0, 1] (times 255). Other sample types (float TIFFs, signed
 integers) are refused, naming the file and the type.
 """

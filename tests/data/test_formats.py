@@ -57,6 +57,21 @@ def test_16_bit_png_keeps_its_range(tmp_path):
     assert float((pixels == 255).float().mean()) < 0.01  # clipped at 255, 99.6% would be
 
 
+def test_16_bit_rgb_png_keeps_its_range(tmp_path):
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    pixels = np.zeros((8, 8, 3), ">u2")
+    pixels[..., 0], pixels[..., 1], pixels[..., 2] = 65535, 32896, 257
+    rows = b"".join(b"\x00" + row.tobytes() for row in pixels)  # filter type 0 per row
+    (tmp_path / "rgb48.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 8, 8, 16, 2, 0, 0, 0))
+                                         + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    assert open_source(str(tmp_path)).images[0, :, 0, 0].tolist() == [255, 128, 1]  # value / 257
+
+
 def test_arrays_channels_bit_depth_and_float_range(tmp_path):
     rng = np.random.default_rng(0)
     np.save(tmp_path / "bands.npy", rng.integers(0, 65536, (4, 13, 16, 16), dtype=np.uint16))  # (N, C, H, W)
