@@ -26,8 +26,11 @@ def option(default, help: str, **metadata):
 @dataclass
 class PretrainConfig:
     data: str = option(None, "data source: a built-in dataset name (see `selfsup datasets`), "
-                             "a folder of images, a .npy/.npz array (uint8: images, float: time series "
-                             "(N, T) or (N, C, T)), a .csv/.parquet table or a UCR/UEA .ts file", required=True)
+                             "a folder of images (incl. TIFF, 16-bit, N channels), a .npy/.npz array (integer: images, "
+                             "float: time series (N, T) or (N, C, T)), a .csv/.parquet table or a UCR/UEA .ts file", required=True)
+    modality: str | None = option(None, "image, table or timeseries: how to read --data (default: inferred; a "
+                                        "float array of shape (N, H, W) with H == W >= 8 or H > 64 could be "
+                                        "either images or series and is refused without it)")
     method: str = option("simclr", "self-supervised method (see `selfsup methods`)")
     out: str | None = option(None, "run directory (default: runs/<data>-<method>, numbered if taken)")
     epochs: int | None = option(None, "training epochs (default: 30 for digits, 100 otherwise)")
@@ -173,6 +176,8 @@ def validate(config: PretrainConfig) -> None:
         ok = isinstance(value, expected) and not (base in ("int", "float") and isinstance(value, bool))
         _check(ok, name, value, f"expected {WORDS[base]}")
 
+    _check(config.modality is None or config.modality in ("image", "table", "timeseries"), "modality",
+           config.modality, "expected image, table or timeseries")
     _check(config.method in methods.METHODS, "method", config.method,
            f"expected one of {', '.join(methods.METHODS)}")
     _check(config.backbone is None or backbones.known(config.backbone), "backbone", config.backbone,

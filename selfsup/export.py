@@ -93,8 +93,10 @@ def write_weights(module: nn.Module, path: Path) -> None:
 
 
 def input_shape(config: PretrainConfig) -> list[int]:
-    """One sample's shape: (3, S, S) for images, the data's for tables and series."""
-    return [3, config.image_size, config.image_size] if config.image_size else list(config.input_shape)
+    """One sample's shape: (C, S, S) for images, the data's for tables and series."""
+    if not config.image_size:
+        return list(config.input_shape)
+    return [int(config.input_shape[0]) if config.input_shape else 3, config.image_size, config.image_size]
 
 
 def describe(run: Run, backbone: nn.Module, format: str) -> dict:

@@ -133,6 +133,22 @@ def apply_color(x: torch.Tensor, matrix: torch.Tensor, offset: torch.Tensor) -> 
     return out.clamp_(0, 1).reshape(n, c, h, w)
 
 
+def channel_jitter(x: torch.Tensor, generator, p: float, brightness: float, contrast: float) -> torch.Tensor:
+    """Brightness and contrast per channel, for images whose channels are not RGB (e.g. the
+    bands of a multispectral image, where saturation, hue and luma mean nothing): with
+    probability ``p`` a sample's channel c becomes ``k_c * (b_c x_c) + (1 - k_c) mean(b_c x_c)``
+    with factors b_c, k_c drawn per sample and channel from [1 - strength, 1 + strength];
+    clamped to [0, 1] once."""
+    n, c = x.shape[:2]
+    jitter = bernoulli(generator, n, p)[:, None]
+    b = torch.stack([uniform(generator, n, max(0, 1 - brightness), 1 + brightness) for _ in range(c)], 1)
+    k = torch.stack([uniform(generator, n, max(0, 1 - contrast), 1 + contrast) for _ in range(c)], 1)
+    b, k = torch.where(jitter, b, 1.0).to(x.device), torch.where(jitter, k, 1.0).to(x.device)
+    scaled = x * b[:, :, None, None]
+    mean = scaled.mean(dim=(2, 3), keepdim=True)
+    return (k[:, :, None, None] * scaled + (1 - k[:, :, None, None]) * mean).clamp_(0, 1)
+
+
 def gaussian_blur(x: torch.Tensor, generator: torch.Generator, p: float,
                   sigma=(0.1, 2.0), kernel_fraction: float = 0.1) -> torch.Tensor:
     """Separable Gaussian blur with a per-sample sigma, applied with probability ``p``.

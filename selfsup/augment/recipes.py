@@ -28,6 +28,11 @@ the augmentation. ``ijepa``: Assran et al. 2023 (I-JEPA), the paper's code: one 
 random resized crop (area 0.3-1), no flip, no colour changes. ``rotnet``: Gidaris et al.
 2018: one view, a mild random resized crop (area 0.5-1) and flip; the method rotates it.
 
+Images whose channels are not RGB (C != 3: multispectral bands, stacks of planes) get the
+same crops, flips, blur and solarisation, but colour jitter becomes brightness and contrast
+per channel with the recipe's strengths (``ops.channel_jitter``, same probability), and
+there is no grayscale: saturation, hue and luma assume RGB. A warning says so once.
+
 Blur is off by default for images of 32 px or less, as in the SimCLR CIFAR-10 setup: at
 that size a 3-tap kernel mostly erases the object.
 """
@@ -35,6 +40,7 @@ that size a 3-tap kernel mostly erases the object.
 from __future__ import annotations
 
 import inspect
+import warnings
 from dataclasses import dataclass, replace
 
 import torch
@@ -45,7 +51,8 @@ from selfsup.augment.registry import BY_MODALITY, register
 
 @dataclass(frozen=True)
 class ViewSpec:
-    """How to make one view of a batch of uint8 images."""
+    """How to make one view of a batch of uint8 images (saturation, hue and grayscale
+    apply to RGB images only)."""
 
     size: int
     crop_scale: tuple[float, float] = (0.08, 1.0)
@@ -60,13 +67,24 @@ class ViewSpec:
     solarize_p: float = 0.0
 
 
+_WARNED_CHANNELS: set[int] = set()
+
+
+def warn_not_rgb(channels: int) -> None:
+    """Once per channel count: the colour ops are replaced for C != 3 images."""
+    if channels not in _WARNED_CHANNELS:
+        _WARNED_CHANNELS.add(channels)
+        warnings.warn(f"images have {channels} channels, not RGB: colour jitter is brightness and contrast per "
+                      f"channel, and there is no grayscale", stacklevel=3)
+
+
 def make_view(images: torch.Tensor, spec: ViewSpec, generator: torch.Generator, mean, std) -> torch.Tensor:
     x = ops.random_resized_crop(images, spec.size, generator, spec.crop_scale, flip_p=spec.flip_p)
     return colour_view(x, spec, generator, mean, std)
 
 
 def finish_view(cropped: torch.Tensor, spec: ViewSpec, generator: torch.Generator, mean, std) -> torch.Tensor:
-    """A view whose crop was made already (uint8 (B, 3, size, size), from the full image by
+    """A view whose crop was made already (uint8 (B, C, size, size), from the full image by
     the streaming source): the flip, then what ``make_view`` does after its crop."""
     x = cropped.float().div_(255)
     flip = ops.bernoulli(generator, len(x), spec.flip_p).to(x.device)
@@ -75,9 +93,13 @@ def finish_view(cropped: torch.Tensor, spec: ViewSpec, generator: torch.Generato
 
 
 def colour_view(x: torch.Tensor, spec: ViewSpec, generator: torch.Generator, mean, std) -> torch.Tensor:
-    matrix, offset = ops.color_matrices(generator, x.shape[0], spec.jitter_p, spec.brightness,
-                                        spec.contrast, spec.saturation, spec.hue, spec.grayscale_p)
-    x = ops.apply_color(x, matrix, offset)
+    if x.shape[1] == 3:
+        matrix, offset = ops.color_matrices(generator, x.shape[0], spec.jitter_p, spec.brightness,
+                                            spec.contrast, spec.saturation, spec.hue, spec.grayscale_p)
+        x = ops.apply_color(x, matrix, offset)
+    elif spec.jitter_p > 0:
+        warn_not_rgb(x.shape[1])
+        x = ops.channel_jitter(x, generator, spec.jitter_p, spec.brightness, spec.contrast)
     if spec.blur_p > 0:
         x = ops.gaussian_blur(x, generator, spec.blur_p)
     if spec.solarize_p > 0:

@@ -1,4 +1,6 @@
-"""Backbones: map a batch of images to a (B, D) embedding; ``backbone.dim`` is D.
+"""Backbones: map a batch of images to a (B, D) embedding; ``backbone.dim`` is D. Image
+backbones take images of C channels (``input_shape`` (C, H, W), default 3): the built-ins'
+first layer takes C, timm's models get ``in_chans=C``, torchvision's refuse C != 3.
 
 - ``smallcnn``: four 3x3 conv blocks (32-64-128-256 channels, BatchNorm, ReLU, stride 2
   from the second on), global average pooling; suited to 8-32 px images on a CPU.

@@ -10,6 +10,9 @@ user's own module (``wrap``); each maps a batch to (B, D) and knows D as ``.dim`
   (a classification model) with its last classifier layer (in ``fc``, ``classifier``,
   ``heads`` or ``head``) replaced by ``Identity``; its ViTs get ``image_size``.
 
+Images of C != 3 channels: a timm model is built with ``in_chans=C``; a torchvision model
+is refused (it has no such argument), with one line naming the alternatives.
+
 Both keep their library's architecture, so their weights load back into that library
 unchanged (``selfsup export``). ``small_stem`` is opt-in for them: a model with a ``conv1``
 and a ``maxpool`` (the ResNet family of either library) then gets the built-in ResNets'
@@ -113,6 +116,21 @@ def wrap(module: nn.Module, dim: int | None = None, input_shape=(3, 32, 32)) -> 
     return Wrapped(module, dim or measure_dim(module, input_shape))
 
 
+def channels(input_shape) -> int:
+    """The channel count of images of ``input_shape`` (C, H, W); 3 when not given."""
+    return int(input_shape[0]) if input_shape else 3
+
+
+def in_channels_changes(net: nn.Module, in_channels: int) -> list[str]:
+    """A ResNet-style ``conv1`` made to take ``in_channels`` (same shape otherwise), in
+    place; the line that makes the library's model match."""
+    conv1 = net.conv1
+    net.conv1 = nn.Conv2d(in_channels, conv1.out_channels, conv1.kernel_size, conv1.stride, conv1.padding,
+                          bias=conv1.bias is not None)
+    return [f"model.conv1 = torch.nn.Conv2d({in_channels}, {conv1.out_channels}, kernel_size={conv1.kernel_size}, "
+            f"stride={conv1.stride}, padding={conv1.padding}, bias={conv1.bias is not None})"]
+
+
 def small_stem_changes(net: nn.Module, name: str) -> list[str]:
     """Replace a ResNet-style stem (``conv1``, ``maxpool``) by a 3x3 stride-1 conv without
     max-pool, in place; the lines that make the library's model match."""
@@ -139,12 +157,18 @@ def _build(call, name: str, options: dict):
         raise ConfigError(f"{where} ({str(error).splitlines()[0] if str(error) else type(error).__name__})") from None
 
 
-def timm_backbone(name: str, image_size: int = 224, small_stem: bool = False, options: dict | None = None) -> TimmModel:
+def timm_backbone(name: str, image_size: int = 224, small_stem: bool = False, options: dict | None = None,
+                  in_channels: int = 3) -> TimmModel:
     import timm
     from timm.models import get_pretrained_cfg
 
     architecture = name.removeprefix(TIMM)
     args = dict(options or {})
+    if in_channels != 3:
+        if args.get("in_chans", in_channels) != in_channels:
+            raise ConfigError(f"backbone_options={options!r}: in_chans={args['in_chans']}, but the images have "
+                              f"{in_channels} channels")
+        args["in_chans"] = in_channels
     pretrained = get_pretrained_cfg(architecture)
     if pretrained is not None and pretrained.fixed_input_size and "img_size" not in args:
         args["img_size"] = image_size
@@ -153,13 +177,19 @@ def timm_backbone(name: str, image_size: int = 224, small_stem: bool = False, op
     changes = small_stem_changes(net, name) if small_stem else []
     size = args.get("img_size", image_size)
     size = (size, size) if isinstance(size, int) else tuple(size)
-    return TimmModel(net, _build(lambda: measure_dim(net, (3, *size)), name, args), architecture, args,
+    return TimmModel(net, _build(lambda: measure_dim(net, (args.get("in_chans", 3), *size)), name, args),
+                     architecture, args,
                      changes=changes)
 
 
 def torchvision_backbone(name: str, image_size: int = 224, small_stem: bool = False,
-                         options: dict | None = None) -> TorchvisionModel:
+                         options: dict | None = None, in_channels: int = 3) -> TorchvisionModel:
     import torchvision
+
+    if in_channels != 3:  # torchvision's models have no argument for it, and each names its first layer differently
+        raise ConfigError(f"backbone={name}: torchvision models take 3-channel images, the data has {in_channels} "
+                          f"channels; use a built-in backbone (smallcnn, resnet18, resnet50, vit_*) or "
+                          f"timm/NAME (built with in_chans={in_channels})")
 
     architecture = name.removeprefix(TORCHVISION)
     args = dict(options or {})
@@ -190,10 +220,12 @@ def replace_classifier(net: nn.Module, name: str) -> str:
     raise ConfigError(f"backbone={name}: no linear classifier in {', '.join(CLASSIFIERS)} to remove")
 
 
-def create_external(name: str, image_size: int = 224, small_stem: bool = False, options: dict | None = None) -> Wrapped:
-    """``timm/NAME`` or ``torchvision/NAME`` (ConfigError for an unknown name)."""
+def create_external(name: str, image_size: int = 224, small_stem: bool = False, options: dict | None = None,
+                    in_channels: int = 3) -> Wrapped:
+    """``timm/NAME`` or ``torchvision/NAME`` (ConfigError for an unknown name) for images of
+    ``in_channels`` channels: timm builds it with ``in_chans``, torchvision refuses C != 3."""
     problem = check_name(name)
     if problem:
         raise ConfigError(f"backbone={name}: {problem}")
     build = timm_backbone if name.startswith(TIMM) else torchvision_backbone
-    return build(name, image_size, small_stem, options)
+    return build(name, image_size, small_stem, options, in_channels)

@@ -51,12 +51,14 @@ def create(name: str, small_stem: bool | None = None, image_size: int = 224, inp
            options: dict | None = None) -> nn.Module:
     """``small_stem`` concerns the ResNets (default: ``default_small_stem(name)``);
     ``image_size`` the ViTs, whose patch grid and positional embeddings are fixed by it (the
-    CNNs take any size); ``input_shape`` the table and series backbones; ``options`` the
+    CNNs take any size); ``input_shape`` the table and series backbones, and the channels of
+    images, (C, H, W) (default 3); ``options`` the
     keyword arguments of a ``timm/`` or ``torchvision/`` model."""
     if small_stem is None:
         small_stem = default_small_stem(name)
     if is_external(name):
-        return create_external(name, image_size, small_stem, options)
+        channels = int(input_shape[0]) if input_shape else 3  # an image's input_shape is (C, H, W)
+        return create_external(name, image_size, small_stem, options, channels)
     if options:
         raise ConfigError(f"backbone_options={options!r}: only timm/ and torchvision/ backbones take options, "
                           f"not {name}")

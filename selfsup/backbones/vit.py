@@ -27,7 +27,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from selfsup.backbones.external import TimmModel, Wrapped
+from selfsup.backbones.external import TimmModel, Wrapped, channels
 from selfsup.backbones.registry import register
 from selfsup.errors import ConfigError
 
@@ -66,7 +66,7 @@ class ViT(TimmModel):
     num_classes=0, **model_args)``: its ``forward`` and timm's give the same embedding."""
 
     def __init__(self, width: int, depth: int, heads: int, image_size: int = 224,
-                 patch_size: int | None = None):
+                 patch_size: int | None = None, in_channels: int = 3):
         from timm.models.vision_transformer import VisionTransformer
 
         patch_size = patch_size or default_patch_size(image_size)
@@ -75,9 +75,11 @@ class ViT(TimmModel):
                              f"{patch_size}")
         args = dict(img_size=image_size, patch_size=patch_size, embed_dim=width, depth=depth, num_heads=heads,
                     class_token=False, global_pool="avg", fc_norm=False)
+        if in_channels != 3:  # timm's default; only then in model_args, which export writes
+            args["in_chans"] = in_channels
         super().__init__(VisionTransformer(num_classes=0, **args), width,
                          TIMM_NAMES.get(width, "vit_tiny_patch16_224"), args)
-        self.patch_size = patch_size
+        self.patch_size, self.in_channels = patch_size, in_channels
         self.grid_size = tuple(self.net.patch_embed.grid_size)
         self.net.apply(xavier_init)
         with torch.no_grad():
@@ -95,7 +97,7 @@ class ViT(TimmModel):
         return self.grid_size[0] * self.grid_size[1]
 
     def embed_patches(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) images -> (B, N, D) patch embeddings plus positions."""
+        """(B, C, H, W) images -> (B, N, D) patch embeddings plus positions."""
         return self.patch_embed(x) + self.pos_embed
 
     def encode(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -153,15 +155,15 @@ class TokenPredictor(nn.Module):
 
 
 @register("image")
-def vit_mini(image_size: int = 224, **_) -> ViT:
-    return ViT(*SIZES["vit_mini"], image_size=image_size)
+def vit_mini(image_size: int = 224, input_shape=None, **_) -> ViT:
+    return ViT(*SIZES["vit_mini"], image_size=image_size, in_channels=channels(input_shape))
 
 
 @register("image")
-def vit_tiny(image_size: int = 224, **_) -> ViT:
-    return ViT(*SIZES["vit_tiny"], image_size=image_size)
+def vit_tiny(image_size: int = 224, input_shape=None, **_) -> ViT:
+    return ViT(*SIZES["vit_tiny"], image_size=image_size, in_channels=channels(input_shape))
 
 
 @register("image")
-def vit_small(image_size: int = 224, **_) -> ViT:
-    return ViT(*SIZES["vit_small"], image_size=image_size)
+def vit_small(image_size: int = 224, input_shape=None, **_) -> ViT:
+    return ViT(*SIZES["vit_small"], image_size=image_size, in_channels=channels(input_shape))

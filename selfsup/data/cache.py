@@ -27,7 +27,7 @@ from selfsup.atomic import atomic_path
 from selfsup.data.sources import ImageSource, image_files, load_folder_source
 
 INDEX = "index.json"
-VERSION = 1
+VERSION = 2  # 2: 16-bit images scaled by 1/257 (not clipped), TIFF, N channels
 
 
 def default_cache_dir() -> Path:

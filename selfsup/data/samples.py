@@ -1,7 +1,7 @@
 """Sources of float samples (tables and time series), and the one input preparation every
 modality shares.
 
-An image source holds (N, 3, H, W) uint8 pixels (``selfsup.data.sources.ImageSource``); a
+An image source holds (N, C, H, W) uint8 pixels (``selfsup.data.sources.ImageSource``); a
 table source (N, F) float32 features; a time-series source (N, C, T) float32 values. Each
 has ``samples``, ``modality``, ids and optional labels (evaluation only); training,
 monitors and evaluation use only these (and ``selfsup.modalities.get(source.modality)``

@@ -1,15 +1,28 @@
 """Image sources: folders, arrays and the built-in digits (``selfsup.modalities.image``
 opens them).
 
-A source is decoded once into memory as a ``(N, 3, H, W)`` uint8 tensor with one id per
+A source is decoded once into memory as a ``(N, C, H, W)`` uint8 tensor with one id per
 sample (file path or array index) and integer labels when the data carries them. Labels
 are used for evaluation only; pretraining never sees them.
+
+Channels: colour images have C = 3 (RGB; an alpha channel is dropped, palette, CMYK and
+the like are converted), greyscale images are repeated to 3 channels, and images with
+other channel counts keep them: a multi-page or multi-sample TIFF of C planes (e.g. the 13
+bands of a Sentinel-2 tile), a ``(N, H, W, C)`` or ``(N, C, H, W)`` array. All images of
+a folder must have the same C; files with another count are skipped and named.
+
+Bit depth: 8-bit samples are kept; 16-bit samples (PNG, TIFF, uint16 arrays) are scaled
+to 8 bits by their bit depth, ``round(value / 257)`` (65535 -> 255), never clipped (16-bit
+colour PNGs are reduced so by Pillow, to the high byte, within 1 of value / 257); float
+arrays must hold values in [0, 1] (times 255). Other sample types (float TIFFs, signed
+integers) are refused, naming the file and the type.
 """
 
 from __future__ import annotations
 
 import os
 import warnings
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,14 +35,15 @@ import torch.nn.functional as F
 from selfsup.data.base import BuiltinDataset, DataError, register_dataset
 from selfsup.progress import bar, stage
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+TIFF_EXTENSIONS = (".tif", ".tiff")
 MAX_DEFAULT_SIZE = 224
 
 
 @dataclass
 class ImageSource:
     name: str
-    images: torch.Tensor  # (N, 3, H, W) uint8
+    images: torch.Tensor  # (N, C, H, W) uint8; C = 3 for colour and greyscale images
     ids: list[str]
     labels: torch.Tensor | None = None  # (N,) int64
     classes: list[str] | None = None
@@ -37,8 +51,8 @@ class ImageSource:
     modality: ClassVar[str] = "image"
 
     def __post_init__(self):
-        if self.images.dtype != torch.uint8 or self.images.ndim != 4 or self.images.shape[1] != 3:
-            raise DataError(f"{self.name}: images must be a (N, 3, H, W) uint8 tensor, "
+        if self.images.dtype != torch.uint8 or self.images.ndim != 4 or self.images.shape[1] < 1:
+            raise DataError(f"{self.name}: images must be a (N, C, H, W) uint8 tensor, "
                             f"got {tuple(self.images.shape)} {self.images.dtype}")
         if len(self.images) == 0:
             raise DataError(f"{self.name}: no images")
@@ -53,6 +67,10 @@ class ImageSource:
     @property
     def image_size(self) -> int:
         return int(self.images.shape[-1])
+
+    @property
+    def channels(self) -> int:
+        return int(self.images.shape[1])
 
     @property
     def samples(self) -> torch.Tensor:  # what every modality's source has (selfsup.data.samples)
@@ -93,9 +111,48 @@ register_dataset(BuiltinDataset("digits", "image", 1797, True,
 # ---------------------------------------------------------------------------------------
 # array files
 
+def to_uint8(array: np.ndarray, where: str) -> np.ndarray:
+    """8-bit samples of an image array: uint8 kept, uint16 scaled by its bit depth
+    (``round(value / 257)``), floats in [0, 1] times 255; anything else refused."""
+    if array.dtype == np.uint8:
+        return array
+    if array.dtype == np.uint16:
+        return np.rint(array / 257.0).astype(np.uint8)
+    if array.dtype.kind == "f":
+        low, high = (float(array.min()), float(array.max())) if array.size else (0.0, 0.0)
+        if not (np.isfinite(low) and np.isfinite(high) and 0 <= low and high <= 1):
+            raise DataError(f"{where}: float images must hold values in [0, 1] (scaled by 255), got "
+                            f"[{low:g}, {high:g}]; save uint8 (0-255) or uint16 pixels instead")
+        return np.rint(array * 255.0).astype(np.uint8)
+    raise DataError(f"{where}: images must be uint8, uint16 or float in [0, 1], got dtype {array.dtype}")
+
+
+def channels_first(array: np.ndarray, where: str) -> np.ndarray:
+    """(N, C, H, W) of an (N, H, W), (N, H, W, C) or (N, C, H, W) array: the channel axis
+    is the last or the second, whichever is smaller than both other sides."""
+    if array.ndim == 3:
+        return array[:, None]
+    if array.ndim == 4:
+        if array.shape[-1] < min(array.shape[1:3]):
+            return array.transpose(0, 3, 1, 2)
+        if array.shape[1] < min(array.shape[2:]):
+            return array
+    raise DataError(f"{where}: images must have shape (N, H, W), (N, H, W, C) or (N, C, H, W) with C "
+                    f"smaller than H and W; got {array.shape}")
+
+
+def as_image_channels(images, where: str = ""):
+    """Greyscale repeated to 3 channels; of 4 channels, the alpha dropped (RGBA); other counts kept."""
+    if images.shape[1] == 1:
+        return images.expand(-1, 3, -1, -1) if isinstance(images, torch.Tensor) else np.repeat(images, 3, axis=1)
+    return images[:, :3] if images.shape[1] == 4 else images
+
+
 def load_array_source(path: Path, image_size: int | None = None) -> ImageSource:
-    """A ``.npy`` of uint8 images (N, H, W[, C]) or an ``.npz`` with ``images`` (or ``x``)
-    and optional ``labels`` (or ``y``)."""
+    """A ``.npy`` of images (N, H, W), (N, H, W, C) or (N, C, H, W) or an ``.npz`` with
+    ``images`` (or ``x``) and optional ``labels`` (or ``y``). uint8, uint16 (scaled by
+    1/257) or float in [0, 1]; 1 channel is repeated to 3, 4 are RGBA (alpha dropped), any
+    other count is kept."""
     try:
         if path.suffix == ".npz":
             with np.load(path, allow_pickle=False) as archive:
@@ -115,21 +172,11 @@ def load_array_source(path: Path, image_size: int | None = None) -> ImageSource:
     except Exception as error:
         raise DataError(f"{path}: cannot read array file ({error})") from None
 
-    if array.dtype != np.uint8:
-        raise DataError(f"{path}: images must be uint8 (0-255), got dtype {array.dtype}")
-    if array.ndim == 3:
-        array = array[..., None]
-    if array.ndim != 4 or array.shape[-1] not in (1, 3, 4):
-        raise DataError(f"{path}: images must have shape (N, H, W) or (N, H, W, C) with C in "
-                        f"1, 3, 4; got {array.shape}")
+    array = channels_first(array, str(path))
     if len(array) == 0:
         raise DataError(f"{path}: the array holds no images")
-    images = torch.from_numpy(np.ascontiguousarray(array)).permute(0, 3, 1, 2)
-    if images.shape[1] == 4:  # drop alpha
-        images = images[:, :3]
-    elif images.shape[1] == 1:
-        images = images.expand(-1, 3, -1, -1)
-    images = images.contiguous()
+    array = to_uint8(array, str(path))
+    images = as_image_channels(torch.from_numpy(np.ascontiguousarray(array))).contiguous()
     if image_size and (images.shape[-1] != image_size or images.shape[-2] != image_size):
         images = resize_batch(images, image_size)
     elif images.shape[-1] != images.shape[-2]:
@@ -158,7 +205,46 @@ def resize_batch(images: torch.Tensor, size: int) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------
 # image folders
 
+def read_tiff(path: Path) -> np.ndarray | None:
+    """(C, H, W) uint8 planes of a greyscale, RGB(A) or multi-plane TIFF (every page or
+    sample beside Y and X is a channel; 16-bit scaled by 1/257), or None for the other
+    photometric kinds (palette, CMYK, YCbCr, ...), which Pillow converts to RGB."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        page = tif.pages[0]
+        if page.photometric not in (tifffile.PHOTOMETRIC.MINISBLACK, tifffile.PHOTOMETRIC.RGB):
+            return None
+        series = tif.series[0]
+        array = series.asarray()
+        axes = series.axes
+    if "Y" not in axes or "X" not in axes:
+        raise DataError(f"cannot decode (TIFF axes {axes}: no Y and X)")
+    others = [i for i, a in enumerate(axes) if a not in "YX" and array.shape[i] > 1]
+    if len(others) > 1:
+        raise DataError(f"cannot decode (TIFF of shape {array.shape}, axes {axes}: more than one axis "
+                        f"besides Y and X; one image of C planes is expected)")
+    order = others + [axes.index("Y"), axes.index("X")]
+    array = array.transpose(order + [i for i in range(array.ndim) if i not in order]).reshape(
+        -1 if others else 1, array.shape[axes.index("Y")], array.shape[axes.index("X")])
+    if array.dtype not in (np.uint8, np.uint16):
+        raise DataError(f"cannot decode ({array.dtype} samples: only 8- and 16-bit unsigned images are read)")
+    array = to_uint8(array, str(path))
+    if page.photometric == tifffile.PHOTOMETRIC.RGB:
+        array = array[:3]  # alpha or other extra samples dropped
+    return as_image_channels(array[None])[0]
+
+
 def _read_size(path: Path):
+    if path.suffix.lower() in TIFF_EXTENSIONS:
+        try:
+            import tifffile
+
+            with tifffile.TiffFile(path) as tif:
+                series = tif.series[0]
+                return series.shape[series.axes.index("X")], series.shape[series.axes.index("Y")]
+        except Exception:
+            pass  # Pillow may still read it
     from PIL import Image
 
     try:
@@ -168,20 +254,46 @@ def _read_size(path: Path):
         return None
 
 
+def _fit(planes: np.ndarray, size: int) -> np.ndarray:
+    """(C, size, size): short side resized to ``size`` (bilinear, antialiased), centre-cropped."""
+    if planes.shape[-2:] == (size, size):
+        return planes
+    return resize_batch(torch.from_numpy(np.ascontiguousarray(planes))[None], size)[0].numpy()
+
+
 def _decode(path: Path, size: int):
-    """Decode one file to a (3, size, size) uint8 array, or return the reason it failed."""
+    """Decode one file to a (C, size, size) uint8 array, or return the reason it failed."""
     from PIL import Image, ImageOps
 
+    tiff_error = None
     try:
         if path.stat().st_size == 0:
             return "empty file"
+        if path.suffix.lower() in TIFF_EXTENSIONS:
+            try:
+                planes = read_tiff(path)
+            except DataError as error:
+                return str(error)
+            except Exception as error:  # not a TIFF tifffile reads: Pillow may still
+                planes, tiff_error = None, error
+            if planes is not None:
+                return _fit(planes, size)
         with Image.open(path) as image:
             image.draft("RGB", (size, size))  # JPEG: decode at reduced scale when much larger
-            image = ImageOps.exif_transpose(image).convert("RGB")  # camera orientation applied
+            image = ImageOps.exif_transpose(image)  # camera orientation applied
+            if image.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N"):  # 16-bit greyscale
+                values = np.asarray(image)
+                if values.size and (values.min() < 0 or values.max() > 65535):
+                    return f"cannot decode ({image.mode} values outside 0-65535)"
+                image = Image.fromarray(to_uint8(values.astype(np.uint16), str(path)), "L")
+            elif image.mode == "F":
+                return "cannot decode (32-bit float pixels: no fixed range to scale to 8 bits)"
+            image = image.convert("RGB")
             image = ImageOps.fit(image, (size, size), Image.Resampling.BILINEAR) \
                 if image.size != (size, size) else image
             return np.asarray(image, dtype=np.uint8).transpose(2, 0, 1).copy()
     except Exception as error:
+        error = tiff_error or error
         return f"cannot decode ({type(error).__name__}: {str(error).splitlines()[0][:120]})"
 
 
@@ -210,10 +322,14 @@ def load_folder_source(root: Path, image_size: int | None = None, workers: int |
         decoded = list(bar(pool.map(lambda p: _decode(p, image_size), files), total=len(files),
                            desc="decoding", unit="img"))
 
+    counts = Counter(len(r) for r in decoded if not isinstance(r, str))
+    channels = counts.most_common(1)[0][0] if counts else None
     kept, skipped = [], []
     for path, result in zip(files, decoded):
         if isinstance(result, str):
             skipped.append((str(path), result))
+        elif len(result) != channels:
+            skipped.append((str(path), f"{len(result)} channels, most images here have {channels}"))
         else:
             kept.append((path, result))
     if not kept:

@@ -159,6 +159,10 @@ def open_stream(root: Path, image_size: int | None = None, workers: int | None =
     """Index ``root``; without ``image_size``, the median short side of the first 256 files
     (at most 224), as the in-memory folders choose it."""
     files, labels, classes = index_folder(root, workers)
+    tiffs = [f for f in files if f.lower().endswith((".tif", ".tiff"))]
+    if tiffs:  # TIFF stacks carry any number of channels; the streamed crops are RGB
+        raise DataError(f"{root / tiffs[0]}: TIFF images ({len(tiffs)} here) are read in memory only; "
+                        f"pass --data-mode memory")
     if image_size is None:
         with ThreadPoolExecutor(8) as pool:
             sizes = [s for s in pool.map(_read_size, [root / f for f in files[:256]]) if s]
@@ -202,7 +206,11 @@ def crop_views(path: Path, views, seed: int, epoch: int, index: int):
         with Image.open(path) as image:
             largest = max(size for size, _ in views)
             image.draft("RGB", (2 * largest, 2 * largest))
-            image = ImageOps.exif_transpose(image).convert("RGB")
+            image = ImageOps.exif_transpose(image)
+            if image.mode.startswith("I;16") or image.mode == "I":  # 16-bit grey: scaled, not clipped
+                scaled = (np.asarray(image, dtype=np.float64) / 257).round().clip(0, 255).astype(np.uint8)
+                image = Image.fromarray(scaled, "L")
+            image = image.convert("RGB")
             out = []
             for v, (size, scale) in enumerate(views):
                 box = crop_box(*image.size, scale, view_generator(seed, epoch, index, v))

@@ -6,10 +6,23 @@ share an "other" column). Missing numeric values are filled with the column medi
 missing categorical value is a category of its own; a warning names every column with
 gaps and how many. ``label_column`` names the column of class labels, used for
 evaluation only: it never reaches the features.
+
+Nothing is silently misread:
+
+- a text column whose values are numbers but for a few cells (at most ``STRAY_FRACTION``,
+  5%, of its non-missing cells, e.g. one '?' among 1,000 numbers) stays numeric: those
+  cells are missing values, and a warning names the column, how many and the first few
+  with their row (counted from 1, the header not counted);
+- a column that identifies rows rather than describing them is dropped with a warning
+  naming it: text with more than ``MAX_CATEGORIES`` distinct values that are also more
+  than half of its non-missing values (an ID, a name, free text: its one-hot columns would
+  be noise), and integers unique per row that are consecutive (0, 1, 2, ...) or whose
+  name says id (``id``, ``*_id``, ``uuid``, ``index``, ``key``).
 """
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -21,6 +34,9 @@ from selfsup.data.base import BuiltinDataset, DataError, register_dataset
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 MAX_CATEGORIES = 32  # one-hot columns per categorical feature, "other" included
+STRAY_FRACTION = 0.05  # a numeric column may hold this fraction of non-numeric cells (then missing)
+NUMBER = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
+ID_NAME = re.compile(r"(^|[_\W])(id|uuid|guid|index|key)$", re.IGNORECASE)
 
 
 def read_table(path: Path):
@@ -36,6 +52,48 @@ def read_table(path: Path):
         return pq.read_table(path)
     except Exception as error:
         raise DataError(f"{path}: cannot read table ({str(error).splitlines()[0][:200]})") from None
+
+
+def numbers_with_strays(name: str, column):
+    """A text ``column`` of numbers with at most ``STRAY_FRACTION`` non-numeric cells as
+    (float64 column with those cells missing, a line naming them), or None when it is text."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    present = len(column) - column.null_count
+    numeric = pc.fill_null(pc.match_substring_regex(column, NUMBER), False)
+    strays = present - pc.sum(numeric).as_py() if present else 0
+    if present == 0 or strays == 0 or strays > STRAY_FRACTION * present:
+        return None
+    values = pc.cast(pc.utf8_trim_whitespace(pc.if_else(numeric, column, pa.scalar(None, column.type))),
+                     pa.float64())
+    rows = np.flatnonzero(~np.asarray(numeric) & ~np.asarray(pc.is_null(column)))
+    text = column.to_pylist()
+    examples = ", ".join(f"{text[i]!r} at row {i + 1}" for i in rows[:3]) + (", ..." if len(rows) > 3 else "")
+    return values, (f"column {name!r}: {strays} non-numeric value{'s' if strays > 1 else ''} ({examples}) "
+                    f"treated as missing")
+
+
+def identifies_rows(name: str, column) -> str | None:
+    """Why ``column`` identifies rows rather than describing them (then it is no feature), or None."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kind = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
+    present = len(column) - column.null_count
+    if present == 0:
+        return None
+    distinct = pc.count_distinct(column).as_py()
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        if distinct > MAX_CATEGORIES and distinct > present / 2:
+            what = "unique per row: an ID or free text" if distinct == len(column) else "free text or names"
+            return f"{name!r} (text, {distinct} distinct values in {len(column)} rows: {what})"
+        return None
+    if pa.types.is_integer(kind) and column.null_count == 0 and distinct == len(column) > 1:
+        values = np.sort(np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.int64))
+        if ID_NAME.search(name) or bool((np.diff(values) == 1).all()):
+            return f"{name!r} (integers unique per row: an ID)"
+    return None
 
 
 def encode_column(name: str, column) -> tuple[np.ndarray, list[str], int]:
@@ -70,6 +128,8 @@ def encode_column(name: str, column) -> tuple[np.ndarray, list[str], int]:
 
 def table_source(name: str, table, label_column: str | None) -> FloatSource:
     """A pyarrow table as a source; ``label_column`` (if given) becomes the labels."""
+    import pyarrow as pa
+
     names = table.column_names
     labels = classes = None
     if label_column is not None:
@@ -79,20 +139,37 @@ def table_source(name: str, table, label_column: str | None) -> FloatSource:
         if any(v is None for v in values):
             raise DataError(f"{name}: column {label_column!r} has {values.count(None)} missing label(s)")
         labels, classes = labels_from_values(np.array(values, dtype=object), f"{name}: column {label_column!r}")
-    parts, features, gaps = [], [], {}
+    parts, features, gaps, dropped, strays = [], [], {}, [], []
     for column_name in names:
         if column_name == label_column:
             continue
+        column = table.column(column_name).combine_chunks()
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            numbers = numbers_with_strays(column_name, column)
+            if numbers is not None:
+                column, line = numbers
+                strays.append(line)
+        why = identifies_rows(column_name, column)
+        if why:
+            dropped.append(why)
+            continue
         try:
-            values, columns, missing = encode_column(column_name, table.column(column_name))
+            values, columns, missing = encode_column(column_name, column)
         except DataError as error:
             raise DataError(f"{name}: {error}") from None
         parts.append(values)
         features += columns
         if missing:
             gaps[column_name] = missing
+    for line in strays:
+        warnings.warn(f"{name}: {line}", stacklevel=3)
+    if dropped:
+        warnings.warn(f"{name}: dropped {len(dropped)} column(s) that identify rows, not features: "
+                      f"{'; '.join(dropped)}", stacklevel=3)
     if not parts:
-        raise DataError(f"{name}: no feature columns besides the label column {label_column!r}")
+        besides = f" besides the label column {label_column!r}" if label_column else ""
+        raise DataError(f"{name}: no feature columns{besides}"
+                        + (f" (dropped: {'; '.join(dropped)})" if dropped else ""))
     if table.num_rows == 0:
         raise DataError(f"{name}: the table has no rows")
     if gaps:

@@ -93,17 +93,6 @@ def _read_array(path: Path):
         raise DataError(f"{path}: cannot read array file ({error})") from None
 
 
-def is_series_array(path: Path) -> bool:
-    """A float .npy/.npz holds series; uint8 arrays are images."""
-    try:
-        if path.suffix == ".npy":
-            return np.load(path, mmap_mode="r", allow_pickle=False).dtype.kind == "f"
-        with np.load(path, allow_pickle=False) as archive:
-            return any(archive[k].dtype.kind == "f" and k not in ("labels", "y", "targets") for k in archive.keys())
-    except Exception:
-        return False  # the image loader reports what is wrong with the file
-
-
 def load_series_array(path: Path) -> FloatSource:
     """A float array of shape (N, T) or (N, C, T); trailing NaN marks a shorter series."""
     values, labels = _read_array(path)
@@ -112,8 +101,8 @@ def load_series_array(path: Path) -> FloatSource:
     if values.ndim == 2:
         values = values[:, None, :]
     if values.ndim != 3 or values.shape[0] == 0 or values.shape[-1] < 2:
-        raise DataError(f"{path}: a float array is time series, which must have shape (N, T) or (N, C, T) "
-                        f"with T >= 2 (images must be uint8), got {values.shape} {values.dtype}")
+        raise DataError(f"{path}: time series must have shape (N, T) or (N, C, T) with T >= 2, got "
+                        f"{values.shape} {values.dtype}")
     return series_source(path.name, list(values.astype(np.float64)), labels)
 
 

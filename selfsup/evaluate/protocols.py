@@ -26,7 +26,7 @@ from selfsup.progress import bar
 @torch.no_grad()
 def embed_images(model, samples: torch.Tensor, mean, std, batch_size: int = 512,
                  placement: Placement = CPU) -> torch.Tensor:
-    """Embed raw samples of any modality (uint8 images (N, 3, H, W), float tables or series)
+    """Embed raw samples of any modality (uint8 images (N, C, H, W), float tables or series)
     with ``model`` in eval mode, in batches on ``placement``'s device(s) under its autocast
     (the model is moved there); returns float32 (N, D) on the CPU. ``model`` is a method
     (``method(x)`` is ``method.embed(x)``, the representation used downstream) or any module

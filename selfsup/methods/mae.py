@@ -50,7 +50,7 @@ class MAE(Method):
         self.visible = max(1, int(backbone.num_patches * (1 - mask_ratio)))
         if self.visible >= backbone.num_patches:
             raise ValueError(f"mask_ratio={mask_ratio} masks no patch of {backbone.num_patches}")
-        pixels = backbone.patch_size ** 2 * 3
+        pixels = backbone.patch_size ** 2 * backbone.in_channels
         self.decoder = TokenPredictor(backbone.dim, pixels, backbone.grid_size, decoder_dim,
                                       decoder_depth, decoder_heads)
         self.normalize_target = normalize_target

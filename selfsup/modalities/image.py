@@ -1,5 +1,7 @@
-"""Images: (N, 3, H, W) uint8 pixels, resized to one side; the batched image recipes
-(``selfsup.augment.recipes``), a small CNN up to 64 px and ResNet-18 above.
+"""Images: (N, C, H, W) uint8 pixels (C = 3 for colour and greyscale, other counts such as
+multispectral bands kept), resized to one side; the batched image recipes
+(``selfsup.augment.recipes``, per-channel brightness and contrast when C != 3), a small
+CNN up to 64 px and ResNet-18 above, built for C input channels.
 
 Corruptions in the spirit of CIFAR-10-C (Hendrycks & Dietterich 2019): Gaussian noise,
 Gaussian blur and contrast reduction at 5 severities.
@@ -10,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from selfsup.data.sources import load_array_source, load_folder_source  # registers the built-in images
-from selfsup.data.timeseries import is_series_array
+from selfsup.data.arrays import array_kind
 from selfsup.progress import stage
 from selfsup.modalities.base import NOISE_STD, Modality, check_corruption, png_uri, register, seeded
 
@@ -51,10 +53,15 @@ class Image(Modality):
     channels_last = True
     mixed_precision = True
     corruptions = ("noise", "blur", "contrast")
-    formats = ("a folder of images", "a uint8 .npy/.npz array")
+    formats = ("a folder of images", "an integer .npy/.npz array")
 
     def accepts(self, path) -> bool:
-        return path.is_dir() or (path.is_file() and path.suffix in (".npy", ".npz") and not is_series_array(path))
+        if path.is_dir():
+            return True
+        if not (path.is_file() and path.suffix in (".npy", ".npz")):
+            return False
+        kind, _ = array_kind(path)
+        return kind == "image" or kind is None  # None: the image loader says what is wrong
 
     def load(self, path, image_size=None, label_column=None, cache_dir=None, data_mode="memory"):
         """A folder (streamed with ``data_mode="stream"``, or with ``"auto"`` when its decoded
@@ -79,8 +86,8 @@ class Image(Modality):
         return cached_folder_source(path, image_size, Path(cache_dir))
 
     def statistics(self, samples):
-        """In [0, 1] units; of the first 10,000 images in memory, of the first 1,000 of a
-        streamed folder (each decoded for it)."""
+        """In [0, 1] units, per channel; of the first 10,000 images in memory, of the first
+        1,000 of a streamed folder (each decoded for it)."""
         x = samples[:10_000 if isinstance(samples, torch.Tensor) else 1_000].float().div_(255)
         return x.mean(dim=(0, 2, 3)).tolist(), x.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist()
 
@@ -96,7 +103,7 @@ class Image(Modality):
         from selfsup import augment
 
         def view(spec):  # make_view normalises; the classifier does that itself
-            return lambda x, g: augment.make_view(x, spec, g, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+            return lambda x, g: augment.make_view(x, spec, g, [0.0] * x.shape[1], [1.0] * x.shape[1])
         return view(weak_view(size)), view(strong_view(size))
 
     def corrupt(self, samples: torch.Tensor, kind: str, severity: int = 3, seed: int = 0, std=None):
@@ -111,6 +118,8 @@ class Image(Modality):
         elif kind == "blur":  # kernel spans 30% of the side, so that sigma 2 px is not truncated at 32 px
             sigma = BLUR_SIGMA[level] * samples.shape[-1] / 32
             x = ops.gaussian_blur(x, seeded(seed), p=1.0, sigma=(sigma, sigma), kernel_fraction=0.3)
+        elif x.shape[1] != 3:  # contrast of non-RGB channels: blend each with its own mean
+            x = CONTRAST[level] * x + (1 - CONTRAST[level]) * x.mean(dim=(2, 3), keepdim=True)
         else:  # contrast: blend with the mean luma, the same transform as colour jitter
             ones = torch.ones(n)
             matrix, offset = ops.color_transform(ones, torch.full((n,), CONTRAST[level]), ones, torch.zeros(n),
@@ -119,7 +128,9 @@ class Image(Modality):
         return x.clamp_(0, 1).mul_(255).round_().to(torch.uint8)
 
     def thumbnail(self, sample, mean=None, std=None) -> str:
+        """The image; of one that is not RGB (C != 3), its first channel in grey."""
         from PIL import Image as PILImage
 
-        picture = PILImage.fromarray(sample.permute(1, 2, 0).numpy()).resize((64, 64), PILImage.Resampling.NEAREST)
+        pixels = sample.permute(1, 2, 0).numpy() if len(sample) == 3 else sample[0].numpy()
+        picture = PILImage.fromarray(pixels).resize((64, 64), PILImage.Resampling.NEAREST)
         return png_uri(picture)

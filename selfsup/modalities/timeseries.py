@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from selfsup.data.timeseries import is_series_array, load_series_array, load_ts_source  # registers the built-ins
+from selfsup.data.arrays import array_kind
+from selfsup.data.timeseries import load_series_array, load_ts_source  # registers the built-ins
 from selfsup.modalities.base import FloatModality, register
 
 COLOURS = ["#36c", "#d33", "#3a3", "#c90", "#939", "#099"]
@@ -18,7 +19,7 @@ class TimeSeries(FloatModality):
 
     def accepts(self, path) -> bool:
         return path.is_file() and (path.suffix.lower() == ".ts" or (path.suffix in (".npy", ".npz")
-                                                                    and is_series_array(path)))
+                                                                    and array_kind(path)[0] == "timeseries"))
 
     def load(self, path, image_size=None, label_column=None, cache_dir=None, data_mode="memory"):
         return load_ts_source(path) if path.suffix.lower() == ".ts" else load_series_array(path)

@@ -47,7 +47,8 @@ def open_sized_source(data: str, image_size: int | None, label_column: str | Non
     """The data source ``data`` as a model takes it: images at the size it was trained on;
     tables and series (opened as they are) with as many features or channels as
     ``input_shape`` when given; of ``modality`` when given."""
-    source = modalities.open_source(data, image_size, label_column)
+    array = Path(data).suffix in (".npy", ".npz")  # only what an array holds is ambiguous (selfsup.data.arrays)
+    source = modalities.open_source(data, image_size, label_column, modality=modality if array else None)
     if modality is not None and source.modality != modality:
         raise ConfigError(f"data={data!r}: {source.modality} data, the model takes {modality} data")
     sized = modalities.get(source.modality).sized
@@ -55,7 +56,7 @@ def open_sized_source(data: str, image_size: int | None, label_column: str | Non
         raise ConfigError(f"data={data!r}: images are {source.image_size} px, the model was trained "
                           f"on {image_size} px")
     trained = list(input_shape or [])[:1]
-    if not sized and trained and source.input_shape[:1] != trained:
+    if trained and source.input_shape[:1] != trained:  # features, series channels or image channels
         raise ConfigError(f"data={data!r}: samples of shape {source.input_shape}, the model was "
                           f"trained on {list(input_shape)}")
     return source
@@ -64,7 +65,8 @@ def open_sized_source(data: str, image_size: int | None, label_column: str | Non
 def open_run_source(data: str, config):
     """The data source ``data`` as a run's model takes it: images at the size it was trained
     on; tables and series with the run's label column and as many features or channels."""
-    return open_sized_source(data, config.image_size, config.label_column, input_shape=config.input_shape)
+    return open_sized_source(data, config.image_size, config.label_column, getattr(config, "modality", None),
+                             input_shape=config.input_shape)
 
 
 def read_embeddings_file(path: Path) -> Embedded:

@@ -78,6 +78,7 @@ def resolve(config: PretrainConfig, source: ImageSource) -> PretrainConfig:
     default = cls.default_backbone if cls.default_backbone in backbones.MODALITY and \
         backbones.MODALITY[cls.default_backbone] == source.modality else None
     resolved = dict(
+        modality=source.modality,
         epochs=epochs,
         image_size=source.image_size,
         input_shape=source.input_shape,
@@ -148,7 +149,7 @@ def build_method(config: PretrainConfig, distributed: bool = False, init: bool =
 
 def prepare_data(config: PretrainConfig):
     source = modalities.open_source(config.data, config.image_size, config.label_column, cache_dir=config.cache_dir,
-                                    data_mode=config.data_mode)
+                                    modality=config.modality, data_mode=config.data_mode)
     train, test = holdout_split(source, config.holdout, seed=0)
     return source, train, test
 

@@ -83,7 +83,8 @@ def test_array_sources(tmp_path):
 
 
 @pytest.mark.parametrize("array, message", [
-    (np.zeros((4, 8, 8, 3), dtype=np.float32), "must be uint8"),  # (float (N, C, T) is time series)
+    (np.full((4, 8, 8, 3), 2.0, dtype=np.float32), r"float images must hold values in \[0, 1\]"),  # float rank 4
+    (np.zeros((4, 8, 8, 3), dtype=np.int16), "images must be uint8, uint16 or float in"),
     (np.zeros((4, 8), dtype=np.uint8), "shape"),
     (np.zeros((0, 8, 8), dtype=np.uint8), "no images"),
 ])

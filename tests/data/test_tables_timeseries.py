@@ -74,7 +74,7 @@ def test_float_arrays_are_series_and_uint8_arrays_stay_images(tmp_path):
     np.save(tmp_path / "i.npy", np.zeros((2, 8, 8), dtype=np.uint8))
     assert open_source(str(tmp_path / "i.npy")).modality == "image"
     np.save(tmp_path / "bad.npy", np.zeros((2, 2, 2, 2), dtype=np.float32))
-    with pytest.raises(DataError, match=r"bad.npy: a float array is time series, which must have shape \(N, T\) or \(N, C, T\)"):
+    with pytest.raises(DataError, match=r"bad.npy: images must have shape \(N, H, W\), \(N, H, W, C\) or \(N, C, H, W\)"):
         open_source(str(tmp_path / "bad.npy"))
 
 
