@@ -56,7 +56,7 @@ def test_open_source_asks_each_modality_and_names_every_format(tmp_path):
         def accepts(self, path):
             return path.suffix == ".toy"
 
-        def load(self, path, image_size=None, label_column=None, cache_dir=None):
+        def load(self, path, image_size=None, label_column=None, cache_dir=None, data_mode="memory"):
             return ImageSource(path.name, torch.zeros(1, 3, 4, 4, dtype=torch.uint8), ["0"])
 
     (tmp_path / "x.toy").write_text("")

@@ -155,11 +155,15 @@ class StreamSource:
                             None if self.labels is None else self.labels[index], self.classes, self.skipped)
 
 
-def open_stream(root: Path, image_size: int | None = None, workers: int | None = None) -> StreamSource:
+def open_stream(root: Path, image_size: int | None = None, workers: int | None = None,
+                tiff: str = "refuse") -> StreamSource | None:
     """Index ``root``; without ``image_size``, the median short side of the first 256 files
-    (at most 224), as the in-memory folders choose it."""
+    (at most 224), as the in-memory folders choose it. A folder with TIFF files is refused in
+    one line (``tiff="refuse"``) or gives None (``"none"``: read it in memory)."""
     files, labels, classes = index_folder(root, workers)
     tiffs = [f for f in files if f.lower().endswith((".tif", ".tiff"))]
+    if tiffs and tiff == "none":
+        return None
     if tiffs:  # TIFF stacks carry any number of channels; the streamed crops are RGB
         raise DataError(f"{root / tiffs[0]}: TIFF images ({len(tiffs)} here) are read in memory only; "
                         f"pass --data-mode memory")

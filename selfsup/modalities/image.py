@@ -72,7 +72,9 @@ class Image(Modality):
         if data_mode != "memory":
             from selfsup.data.stream import open_stream
 
-            streamed = open_stream(path, image_size)
+            streamed = open_stream(path, image_size, tiff="refuse" if data_mode == "stream" else "none")
+            if streamed is None:  # auto with TIFF files: in memory, where they keep their channels
+                return load_folder_source(path, image_size)
             if data_mode == "stream" or not fits_in_memory(len(streamed), streamed.image_size):
                 return streamed
             image_size = streamed.image_size
