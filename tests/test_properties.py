@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, event, given, settings, strategies as st
 
 from selfsup.cli import main
 
@@ -36,6 +36,7 @@ def run_cli(argv: list[str]) -> tuple[int, str]:
 
 
 def assert_clean(code: int, output: str) -> None:
+    event(f"exit {code}")  # --hypothesis-show-statistics shows how many examples got how far
     assert code in (0, 2), output
     assert "Traceback" not in output, output
     if code == 2:
