@@ -182,9 +182,9 @@ def validate(config: PretrainConfig) -> None:
            config.optimizer, f"expected one of {', '.join(OPTIMIZERS)}")
     _check(config.epochs is None or 1 <= config.epochs <= MAX_EPOCHS, "epochs", config.epochs,
            f"expected 1 to {MAX_EPOCHS}")
-    _check(config.warmup_epochs is None or config.epochs is None or config.warmup_epochs < config.epochs,
+    _check(config.warmup_epochs is None or config.epochs is None or config.warmup_epochs <= config.epochs,
            "warmup_epochs", config.warmup_epochs,
-           f"expected fewer than epochs={config.epochs} (the warm-up would take the whole run)")
+           f"expected at most epochs={config.epochs} (a longer warm-up never reaches the learning rate)")
     _check(0 <= config.seed < 2**32, "seed", config.seed, "expected 0 to 2**32 - 1")
     _check(config.batch_size <= MAX_BATCH, "batch_size", config.batch_size, f"expected at most {MAX_BATCH}")
     _check(config.batch_size >= 2, "batch_size", config.batch_size, "expected >= 2")

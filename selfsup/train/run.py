@@ -285,9 +285,9 @@ def _prepare(config: PretrainConfig, out: Path, lock: RunLock) -> Prepared:
         raise ConfigError(f"out={str(out)!r}: already holds a run; pass --resume to continue it "
                           f"or choose another --out")
     epochs = config.epochs or DEFAULT_EPOCHS.get(config.data, 100)
-    if config.warmup_epochs is not None and config.warmup_epochs >= epochs:
-        raise ConfigError(f"warmup_epochs={config.warmup_epochs}: expected fewer than the {epochs} epochs "
-                          f"(the warm-up would take the whole run)")
+    if config.warmup_epochs is not None and config.warmup_epochs > epochs:
+        raise ConfigError(f"warmup_epochs={config.warmup_epochs}: expected at most the {epochs} epochs "
+                          f"(a longer warm-up never reaches the learning rate)")
 
     started = time.time()
     if config.keep_freed_memory:
