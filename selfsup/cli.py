@@ -228,7 +228,11 @@ def summary_line(s: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from selfsup.errors import ONE_LINE, DataError
+    """Run a command; nothing escapes as a traceback. Exit codes: 0 done, 2 refused (the
+    library's one-line errors: options, data, checkpoints, divergence; and bad usage), 130 and
+    143 stopped by SIGINT or SIGTERM (the line names the last good checkpoint), 1 anything
+    unexpected (one line naming a log file that holds the traceback)."""
+    from selfsup.errors import ONE_LINE, DataError, Interrupted
 
     warnings.simplefilter("default")
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
@@ -243,11 +247,43 @@ def main(argv: list[str] | None = None) -> None:
 
         # under torchrun every process checks the same options and data: one of them says so
         if not isinstance(error, (ConfigError, DataError)) or int(os.environ.get("RANK", 0)) == 0:
-            print(f"selfsup: error: {error}", file=sys.stderr)
+            print(f"selfsup: error: {one_line(error)}", file=sys.stderr)
         sys.exit(2)
+    except Interrupted as error:
+        print(f"selfsup: {one_line(error)}", file=sys.stderr)
+        sys.exit(error.exit_code)
     except KeyboardInterrupt:
-        print("selfsup: interrupted; resume with --resume", file=sys.stderr)
+        print("selfsup: interrupted (SIGINT); resume a pretraining run with --resume", file=sys.stderr)
         sys.exit(130)
+    except Exception as error:  # a bug, or an input no check foresaw: one line, the traceback in a file
+        log = crash_log()
+        print(f"selfsup: unexpected error: {type(error).__name__}: {one_line(error)} (please report it; "
+              f"the traceback is in {log})", file=sys.stderr)
+        sys.exit(1)
+
+
+def one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def crash_log() -> str:
+    """Write the traceback being handled to a new file (in ``$SELFSUP_CRASH_DIR``, default the
+    temporary directory) and return its path."""
+    import os
+    import tempfile
+    import time
+    import traceback
+
+    directory = Path(os.environ.get("SELFSUP_CRASH_DIR") or tempfile.gettempdir())
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, path = tempfile.mkstemp(prefix=f"selfsup-crash-{time.strftime('%Y%m%d-%H%M%S')}-", suffix=".log",
+                                    dir=directory)
+        with os.fdopen(fd, "w") as f:
+            f.write(f"selfsup {_version()}\nargv: {sys.argv!r}\n\n{traceback.format_exc()}")
+        return path
+    except OSError as error:
+        return f"nowhere ({directory}: {error.strerror})"
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ from selfsup.atomic import write_text
 from selfsup.errors import ConfigError
 
 
+MAX_EPOCHS = 100_000  # an epoch count is a plan, not "for ever"
+MAX_BATCH = 1 << 20
 LOGGERS = ("csv", "tensorboard", "mlflow", "wandb")  # experiment trackers (selfsup.train.loggers)
 
 
@@ -191,7 +193,13 @@ def validate(config: PretrainConfig) -> None:
            "backbone_options", config.backbone_options, "only for timm/NAME and torchvision/NAME backbones")
     _check(config.optimizer is None or config.optimizer in OPTIMIZERS, "optimizer",
            config.optimizer, f"expected one of {', '.join(OPTIMIZERS)}")
-    _check(config.epochs is None or config.epochs >= 1, "epochs", config.epochs, "expected >= 1")
+    _check(config.epochs is None or 1 <= config.epochs <= MAX_EPOCHS, "epochs", config.epochs,
+           f"expected 1 to {MAX_EPOCHS}")
+    _check(config.warmup_epochs is None or config.epochs is None or config.warmup_epochs <= config.epochs,
+           "warmup_epochs", config.warmup_epochs,
+           f"expected at most epochs={config.epochs} (a longer warm-up never reaches the learning rate)")
+    _check(0 <= config.seed < 2**32, "seed", config.seed, "expected 0 to 2**32 - 1")
+    _check(config.batch_size <= MAX_BATCH, "batch_size", config.batch_size, f"expected at most {MAX_BATCH}")
     _check(config.batch_size >= 2, "batch_size", config.batch_size, "expected >= 2")
     _check(config.image_size is None or 8 <= config.image_size <= 1024, "image_size",
            config.image_size, "expected 8 to 1024")

@@ -20,4 +20,13 @@ class DivergenceError(RuntimeError):
     """The loss became NaN or infinite."""
 
 
+class Interrupted(RuntimeError):
+    """Training was stopped by a signal (SIGTERM, SIGINT); the message names the last good
+    checkpoint and how to resume. ``exit_code`` is the shell's for that signal (128 + its number)."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 ONE_LINE = (ConfigError, DataError, CheckpointError, DivergenceError)

@@ -18,7 +18,8 @@ from selfsup import backbones, methods
 from selfsup.atomic import write_text
 from selfsup.config import ConfigError, PretrainConfig
 from selfsup.devices import Placement, placement
-from selfsup.train.checkpoint import CheckpointError, load_weights
+from selfsup.train.checkpoint import CheckpointError, last_checkpoint, load_weights
+from selfsup.train.module import read_metrics
 from selfsup.train.run import build_method, prepare_data
 from selfsup.train.speed import apply_speed_switches
 
@@ -37,10 +38,8 @@ class Run:
 
     @property
     def last_checkpoint(self) -> Path:
-        last = self.directory / "checkpoints" / "last"
-        if not last.exists():
-            raise CheckpointError(f"{self.directory}: no checkpoint yet (checkpoints/last is missing)")
-        return last
+        """The checkpoint ``checkpoints/last`` links (never one outside the run directory)."""
+        return last_checkpoint(self.directory / "checkpoints")
 
     def method(self, weights: bool = True) -> methods.Method:
         """The run's method, with the weights of its last checkpoint (``weights=False``: the
@@ -81,7 +80,7 @@ class Run:
 
     def metrics(self) -> list[dict]:
         path = self.directory / "metrics.jsonl"
-        return [json.loads(line) for line in path.read_text().splitlines() if line] if path.exists() else []
+        return [record for _, record in read_metrics(path)] if path.exists() else []
 
 
 def run_placement(config: PretrainConfig, accelerator: str | None = None, devices: str | None = None) -> Placement:

@@ -3,6 +3,7 @@ datasets (each modality's module registers its own), and the fixed holdout split
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,7 +37,14 @@ def holdout_split(source, fraction: float, seed: int = 0):
 
     index = np.arange(len(source))
     labels = source.labels.numpy()
-    _, counts = np.unique(labels, return_counts=True)
-    stratify = labels if counts.min() >= 2 else None
+    classes, counts = np.unique(labels, return_counts=True)
+    tested = math.ceil(fraction * len(index))
+    if len(index) - tested < 2:
+        raise DataError(f"holdout={fraction}: {len(index)} labelled sample(s) leave {len(index) - tested} to train "
+                        f"on; need at least 2 (more data, a smaller --holdout, or --holdout 0)")
+    if len(classes) < 2:
+        raise DataError(f"holdout={fraction}: the labels hold one class ({classes[0]!r}), so there is nothing to "
+                        f"evaluate; give labels of at least 2 classes or --holdout 0")
+    stratify = labels if counts.min() >= 2 and len(classes) <= min(tested, len(index) - tested) else None
     train, test = train_test_split(index, test_size=fraction, random_state=seed, stratify=stratify)
     return source.subset(np.sort(train)), source.subset(np.sort(test))

@@ -154,9 +154,17 @@ def cluster(run_or_file, data: str | None = None, n_clusters: int | None = None,
     accuracy (Hungarian), NMI and ARI. ``views``: augmented copies embedded for SCAN (needs
     a run directory; none with an embeddings file). ``out``: write ``clusters.tsv``.
     ``accelerator``/``devices``: where a run embeds ``data`` (default: the run's, else CPU)."""
-    from selfsup.tasks.common import load_embeddings
+    from selfsup.data import DataError
+    from selfsup.tasks.common import check_count, load_embeddings
 
     embedded = load_embeddings(run_or_file, data, accelerator, devices)
+    if len(embedded) < 2:
+        raise DataError(f"{run_or_file}: {len(embedded)} sample(s); clustering needs at least 2")
+    if n_clusters is not None:
+        check_count("clusters", n_clusters, len(embedded), at_least=2)
+    check_count("views", views, len(embedded), at_least=0, at_most=1000)
+    check_count("epochs", epochs, len(embedded), at_most=100_000)
+    check_count("self_label_epochs", self_label_epochs, len(embedded), at_least=0, at_most=100_000)
     estimated = n_clusters is None
     k = estimate_clusters(embedded.embeddings, seed=seed) if estimated else n_clusters
     augmented = None

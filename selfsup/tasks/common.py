@@ -105,15 +105,38 @@ def load_embeddings(run_or_file: str | os.PathLike, data: str | None = None, acc
         if data is not None:
             raise ConfigError(f"data={data!r}: not used with an embeddings file ({path}); "
                               f"pass a run directory to embed a data source")
-        return read_embeddings_file(path)
+        return checked(read_embeddings_file(path), str(path))
     from selfsup.runs import Run
 
     run = Run(path)
     config, method, placement = run.config, run.method(), run.placement(accelerator, devices)
     source = open_run_source(data or config.data, config)
     labels = None if source.labels is None else source.labels.numpy()
-    return Embedded(embed_source(method, config, source, placement), list(source.ids), labels, source,
-                    (config, method), placement)
+    return checked(Embedded(embed_source(method, config, source, placement), list(source.ids), labels, source,
+                            (config, method), placement), f"embeddings of {data or config.data} by {path}")
+
+
+def checked(embedded: Embedded, where: str) -> Embedded:
+    """``embedded`` if its embeddings can be used: a non-empty 2-D array, finite everywhere
+    (a NaN row would be silently dropped or crash a solver); else a ``DataError`` naming it."""
+    x = embedded.embeddings
+    if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
+        raise DataError(f"{where}: expected embeddings of shape (samples, dimension), both at least 1, "
+                        f"got {tuple(x.shape)}")
+    finite = np.isfinite(x).all(axis=1)
+    if not finite.all():
+        bad = np.flatnonzero(~finite)
+        raise DataError(f"{where}: {len(bad)} of {len(x)} embeddings are not finite (NaN or inf), "
+                        f"the first of id {embedded.ids[bad[0]]!r}")
+    return embedded
+
+
+def check_count(name: str, value: int, samples: int, at_least: int = 1, at_most: int | None = None) -> None:
+    """``name=value`` is a count of samples, clusters or neighbours that ``samples`` samples allow."""
+    note = f" (the data holds {samples} samples)" if at_most is None else ""
+    at_most = samples if at_most is None else at_most
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not at_least <= value <= at_most:
+        raise ConfigError(f"{name}={value!r}: expected an integer from {at_least} to {at_most}{note}")
 
 
 @torch.no_grad()

@@ -24,7 +24,7 @@ import numpy as np
 from selfsup.config import ConfigError
 from selfsup.evaluate.neighbours import l2_normalize
 from selfsup.progress import bar
-from selfsup.tasks.common import load_embeddings
+from selfsup.tasks.common import check_count, load_embeddings
 
 
 def resampled_kmeans(points: np.ndarray, k: int, resample_steps: int = 10, resample_size: int | None = None,
@@ -141,6 +141,9 @@ def curate(run_or_file, budget: int, data: str | None = None, levels: tuple[int,
     entropy of the subset beside a random subset of the same size. ``out``: ids, one a line.
     ``accelerator``/``devices``: where a run embeds ``data`` (default: the run's, else CPU)."""
     embedded = load_embeddings(run_or_file, data, accelerator, devices)
+    check_count("budget", budget, len(embedded))
+    for level in levels or ():
+        check_count("levels", level, len(embedded))
     selected = HierarchicalCurator(levels, seed=seed).fit(embedded.embeddings).select(budget)
     result = {"samples": len(embedded), "budget": budget, "selected": [embedded.ids[i] for i in selected]}
     if embedded.labels is not None:

@@ -174,6 +174,8 @@ def predict(model: nn.Module, samples: torch.Tensor, batch_size: int = 512, plac
 
 def labelled_subset(labels: np.ndarray, per_class: int, seed: int = 0) -> np.ndarray:
     """Sorted indices of ``per_class`` random samples of every class."""
+    if per_class < 1:
+        raise ConfigError(f"labels={per_class}: expected at least 1 labelled sample per class")
     rng = np.random.default_rng(seed)
     picked = []
     for c in np.unique(labels):

@@ -13,7 +13,7 @@ import numpy as np
 from selfsup.data import DataError
 from selfsup.modalities import BUILTIN_DATASETS
 from selfsup.evaluate.neighbours import NeighborIndex
-from selfsup.tasks.common import Embedded, load_embeddings
+from selfsup.tasks.common import Embedded, check_count, load_embeddings
 
 
 def _queries(query: str | None, searcher: NeighborIndex, run_or_file, accelerator=None, devices=None) -> Embedded:
@@ -43,6 +43,7 @@ def neighbors(run_or_file, data: str | None = None, query: str | None = None, k:
         searcher = NeighborIndex(kind).fit(base.embeddings, base.ids)
         if index is not None:
             searcher.save(index)
+    check_count("k", k, len(searcher.ids_))
     queries = _queries(query, searcher, run_or_file, accelerator, devices)
     similarities, positions = searcher.search(queries.embeddings, k)
     rows = [(queries.ids[q], rank + 1, searcher.ids_[p], float(s))

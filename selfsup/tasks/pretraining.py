@@ -23,6 +23,13 @@ def pretrain(config: PretrainConfig) -> dict:
     """Train ``config.method`` on ``config.data``, evaluate it, and return the summary
     (rank 0; the other processes of a torchrun job return {})."""
     prepared = prepare(config)
+    try:
+        return _pretrain(prepared)
+    finally:
+        prepared.release()  # the run directory's lock
+
+
+def _pretrain(prepared) -> dict:
     config, train, test = prepared.config, prepared.train, prepared.test
     run = Run(prepared.out, config)
     where = run.placement()  # the training device (rank 0's) and precision

@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import uuid
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,13 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from selfsup.errors import CheckpointError  # noqa: F401  (raised here, caught by the CLI)
+
+
+
+class IncompleteCheckpoint(CheckpointError):
+    """A checkpoint that is not there (a dangling link) or lacks one of its files (a kill
+    during its write): a resume falls back to an older one; anything else is refused."""
+
 
 WEIGHTS, STATE_TENSORS, STATE_JSON = "weights.safetensors", "state.safetensors", "state.json"
 FORMAT = "selfsup-checkpoint-1"
@@ -136,7 +144,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     for name in (WEIGHTS, STATE_TENSORS, STATE_JSON):
         if not (path / name).is_file():
-            raise CheckpointError(f"{path}: not a complete selfsup checkpoint (no {name})")
+            raise IncompleteCheckpoint(f"{path}: not a complete selfsup checkpoint (no {name})")
     try:
         structure = json.loads((path / STATE_JSON).read_text())
         tensors = load_file(path / STATE_TENSORS)
@@ -145,8 +153,78 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(structure, dict) or structure.get("format") != FORMAT:
         raise CheckpointError(f"{path}: unknown checkpoint format (expected {FORMAT})")
     checkpoint = _decode(structure["state"], tensors)
+    _check_state(checkpoint, path / STATE_JSON)
     checkpoint["state_dict"] = load_weights(path)
     return checkpoint
+
+
+STATE_TYPES = {"epoch": (int, "an integer >= 0"), "global_step": (int, "an integer >= 0"),
+               "loops": (dict, "a mapping"), "callbacks": (dict, "a mapping"),
+               "optimizer_states": (list, "a list"), "lr_schedulers": (list, "a list")}
+
+
+def _check_state(checkpoint, file: Path) -> None:
+    """The fields Lightning restores from, with the types it expects (one line naming the field)."""
+    if not isinstance(checkpoint, dict):
+        raise CheckpointError(f"{file}: the state is a {type(checkpoint).__name__}, expected a mapping")
+    for name, (expected, words) in STATE_TYPES.items():
+        if name not in checkpoint:
+            continue
+        value = checkpoint[name]
+        if not isinstance(value, expected) or isinstance(value, bool) or (expected is int and value < 0):
+            raise CheckpointError(f"{file}: {name} is {value!r}, expected {words}")
+    for name in ("optimizer_states", "lr_schedulers"):
+        for i, entry in enumerate(checkpoint.get(name, ())):
+            if not isinstance(entry, dict):
+                raise CheckpointError(f"{file}: {name}[{i}] is {entry!r}, expected a mapping")
+
+
+def last_checkpoint(directory: str | os.PathLike) -> Path:
+    """The checkpoint ``directory/last`` links, inside ``directory`` (a link that leaves it
+    is refused, not followed)."""
+    directory = Path(directory)
+    last = directory / "last"
+    if not last.is_symlink() and not last.exists():
+        raise CheckpointError(f"{directory.parent}: no checkpoint yet ({directory.name}/last is missing)")
+    target = last.resolve()
+    if not target.is_relative_to(directory.resolve()):
+        raise CheckpointError(f"{last}: links {target}, which leaves the run directory; refused")
+    if not target.exists():
+        raise IncompleteCheckpoint(f"{last}: links {os.readlink(last)}, which does not exist")
+    return target
+
+
+def _complete(path: Path) -> bool:
+    try:
+        load_checkpoint(path)
+    except IncompleteCheckpoint:
+        return False
+    return True
+
+
+def resume_point(directory: str | os.PathLike) -> Path | None:
+    """The checkpoint a resumed run continues from: the one ``last`` links; when that is
+    missing or incomplete, the newest complete ``epoch-*`` (with a warning); ``None``
+    (with a warning) when there is none, and the run starts from its first epoch."""
+    directory = Path(directory)
+    last = directory / "last"
+    if last.is_symlink() or last.exists():
+        try:
+            target = last_checkpoint(directory)
+            load_checkpoint(target)
+            return target
+        except IncompleteCheckpoint as error:  # a foreign link or a corrupt state is refused, never skipped
+            problem = str(error)
+    else:
+        problem = f"{last} is missing"
+    candidates = sorted((p for p in directory.glob("epoch-*") if p.is_dir() and not p.is_symlink()), reverse=True)
+    newest = next((p for p in candidates if _complete(p)), None)
+    if newest is None:
+        warnings.warn(f"{problem}, and no complete checkpoint is left in {directory}; "
+                      f"resuming from the first epoch", stacklevel=2)
+    else:
+        warnings.warn(f"{problem}; resuming from {newest}, the newest complete checkpoint", stacklevel=2)
+    return newest
 
 
 def link_last(checkpoint_dir: Path, target: Path) -> None:

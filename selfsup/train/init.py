@@ -26,7 +26,7 @@ from torch import nn
 
 from selfsup.backbones import weights_module
 from selfsup.errors import ConfigError
-from selfsup.train.checkpoint import WEIGHTS, CheckpointError, load_weights
+from selfsup.train.checkpoint import WEIGHTS, CheckpointError, last_checkpoint, load_weights
 
 BACKBONE_PREFIX = "method.backbone."  # how a checkpoint's weights name the backbone's
 
@@ -36,7 +36,7 @@ def read_init(path: str) -> tuple[dict[str, torch.Tensor], bool]:
     where = Path(path)
     try:
         if where.is_dir() and (where / "config.yaml").is_file() and (where / "checkpoints").is_dir():
-            return _backbone_of(load_weights(where / "checkpoints" / "last"), path), True
+            return _backbone_of(load_weights(last_checkpoint(where / "checkpoints")), path), True
         if where.is_dir() and (where / WEIGHTS).is_file():
             return _backbone_of(load_weights(where), path), True
         if where.is_dir() and (where / "model.safetensors").is_file():

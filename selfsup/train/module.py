@@ -9,6 +9,7 @@ run would have done.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -19,9 +20,10 @@ from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from selfsup.atomic import write_text
 from selfsup.augment import Recipe
 from selfsup.augment.ops import SliceDraws
-from selfsup.errors import DivergenceError  # noqa: F401  (raised here, caught by the CLI)
+from selfsup.errors import DataError, DivergenceError  # noqa: F401  (DivergenceError: raised here, caught by the CLI)
 from selfsup.methods import Method
 from selfsup.train.checkpoint import link_last, remove_stale_temporaries
 from selfsup.methods.optim import create_optimizer, warmup_cosine
@@ -145,6 +147,21 @@ class PretrainModule(L.LightningModule):
         # global_step has already advanced past the step just taken
         self.method.after_optimizer_step((self.global_step - 1) / max(1, self.total_steps))
 
+    def on_train_start(self):
+        # a resumed run restores its scheduler's plan; with more epochs than it was planned for
+        # the cosine continues to the new end, from the first new step (the restored lr is the old plan's)
+        for config in self.trainer.lr_scheduler_configs:
+            scheduler = config.scheduler
+            for schedule in getattr(scheduler, "lr_lambdas", ()):
+                if isinstance(schedule, WarmupCosine):
+                    schedule.warmup_steps, schedule.total_steps = self.warmup_steps, self.total_steps
+            if hasattr(scheduler, "lr_lambdas"):
+                lrs = [base * schedule(scheduler.last_epoch)
+                       for base, schedule in zip(scheduler.base_lrs, scheduler.lr_lambdas)]
+                for group, lr in zip(scheduler.optimizer.param_groups, lrs):
+                    group["lr"] = lr
+                scheduler._last_lr = lrs
+
     def configure_optimizers(self):
         optimizer = create_optimizer(self.optimizer_name, self.method, self.lr, self.weight_decay)
         schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -172,16 +189,19 @@ class WarmupCosine:
 
 
 class JsonlLogger(Logger):
-    """Appends one JSON object per logged step/epoch to ``metrics.jsonl``."""
+    """Appends one JSON object per logged step/epoch to ``metrics.jsonl``.
+
+    Resuming from a checkpoint taken after ``resume_step`` optimizer steps (0: from the
+    start), it keeps the lines of steps ``0 .. resume_step - 1``, which the checkpoint holds,
+    and drops the rest, which the resumed run logs again: every step appears once. A torn
+    last line (a hard kill or power loss mid-write) is dropped with a warning."""
 
     def __init__(self, path: Path, resume_step: int | None = None):
         super().__init__()
         self.path = Path(path)
-        if resume_step is not None and self.path.exists():
-            # drop what the interrupted run logged after its last checkpoint
-            kept = [line for line in self.path.read_text().splitlines()
-                    if line and json.loads(line).get("step", 0) <= resume_step]
-            self.path.write_text("".join(line + "\n" for line in kept))
+        if resume_step is not None and self.path.exists() and rank_zero_only.rank == 0:
+            kept = [line for line, record in read_metrics(self.path) if record.get("step", 0) < resume_step]
+            write_text(self.path, "".join(line + "\n" for line in kept))
 
     @property
     def name(self):
@@ -200,6 +220,29 @@ class JsonlLogger(Logger):
         record = {"step": step, **{k: float(v) for k, v in metrics.items()}}
         with self.path.open("a") as f:
             f.write(json.dumps(record) + "\n")
+
+
+def read_metrics(path: Path) -> list[tuple[str, dict]]:
+    """(line, record) of every line of a metrics.jsonl; a torn last line is skipped with a
+    warning, any other unreadable line is a ``DataError`` naming it."""
+    text = Path(path).read_text(errors="replace")
+    lines = text.splitlines()
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            if number == len(lines) and not text.endswith("\n"):
+                warnings.warn(f"{path}: ignoring a torn last line (line {number}, an interrupted write)",
+                              stacklevel=3)
+                continue
+            raise DataError(f"{path}: line {number} is not a JSON object") from None
+        records.append((line, record))
+    return records
 
 
 class EpochCheckpoint(L.Callback):

@@ -9,6 +9,7 @@ directory per kept epoch, ``last`` linking the newest complete one) and ``metric
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import os
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from selfsup import augment, backbones, methods, modalities
 from selfsup.atomic import write_text
@@ -26,8 +28,10 @@ from selfsup.config import ConfigError, PretrainConfig, validate
 from selfsup.data import ImageSource, holdout_split
 from selfsup.devices import check_accelerator, concrete_accelerator, default_precision, device_count, training_device
 from selfsup.methods.options import check_options, option_defaults
+from selfsup.errors import Interrupted
 from selfsup.progress import interactive
-from selfsup.train.checkpoint import CheckpointError, SafeCheckpointIO, load_checkpoint
+from selfsup.train.checkpoint import CheckpointError, SafeCheckpointIO, load_checkpoint, resume_point
+from selfsup.train.lock import RunLock
 from selfsup.train.init import load_init, read_init
 from selfsup.train.loggers import check_loggers, create_loggers, hyperparameters
 from selfsup.train.sync_batchnorm import convert_batchnorm
@@ -226,6 +230,12 @@ class Prepared:
     rank: int
     world_size: int
     started: float
+    lock: RunLock | None = None  # held by rank 0 until ``release()``
+    resume_from: Path | None = None  # the checkpoint a resumed run continues from
+
+    def release(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
 
     @property
     def last(self) -> Path:
@@ -233,8 +243,10 @@ class Prepared:
 
 
 def prepare(config: PretrainConfig) -> Prepared:
-    """Check ``config``, open its data, resolve every default, write ``config.yaml`` and
-    build the method: every refusal happens here, before any training."""
+    """Check ``config``, take the run directory's lock, open its data, resolve every default,
+    write ``config.yaml`` and build the method: every refusal happens here, before any
+    training. The lock (rank 0's; see ``selfsup.train.lock``) is held until ``release()``;
+    a resume continues from ``resume_point`` (the newest complete checkpoint)."""
     validate(config)
     check_accelerator(config.accelerator, config.devices)
     check_processes(config)
@@ -243,16 +255,43 @@ def prepare(config: PretrainConfig) -> Prepared:
     if config.init and not config.resume:
         read_init(config.init)  # a missing or unreadable file fails before the data is read
     out = Path(config.out) if config.out else default_out(config)
+    _check_writable(out)
+    lock, created = RunLock(out), not out.exists()
+    if _world()[0] == 0:  # rank 0 holds the lock for every rank of its job
+        out.mkdir(parents=True, exist_ok=True)
+        lock.acquire()
+    try:
+        return _prepare(config, out, lock)
+    except BaseException:
+        lock.release()
+        if created and lock.path.exists():  # a refused run leaves no directory behind
+            lock.path.unlink()
+            with contextlib.suppress(OSError):
+                out.rmdir()
+        raise
+
+
+def _prepare(config: PretrainConfig, out: Path, lock: RunLock) -> Prepared:
+    resume_from = None
     if config.resume:
         if not (out / "config.yaml").exists():
             raise ConfigError(f"resume: {out} holds no run to resume (no config.yaml)")
         saved = PretrainConfig.load(out / "config.yaml")
         config = dataclasses.replace(saved, resume=True, epochs=config.epochs or saved.epochs,
                                      out=str(out))
+        validate(config)
+        resume_from = resume_point(out / "checkpoints")
+        trained = load_checkpoint(resume_from)["epoch"] + 1 if resume_from else 0
+        if config.epochs < trained:
+            raise ConfigError(f"epochs={config.epochs}: the run has already trained {trained} epochs; "
+                              f"pass --epochs {trained} or more to continue it")
     elif (out / "checkpoints").exists() and _world()[0] == 0:  # other ranks may start after rank 0 made it
         raise ConfigError(f"out={str(out)!r}: already holds a run; pass --resume to continue it "
                           f"or choose another --out")
-    _check_writable(out)
+    epochs = config.epochs or DEFAULT_EPOCHS.get(config.data, 100)
+    if config.warmup_epochs is not None and config.warmup_epochs > epochs:
+        raise ConfigError(f"warmup_epochs={config.warmup_epochs}: expected at most the {epochs} epochs "
+                          f"(a longer warm-up never reaches the learning rate)")
 
     started = time.time()
     if config.keep_freed_memory:
@@ -289,7 +328,7 @@ def prepare(config: PretrainConfig) -> Prepared:
         method = convert_batchnorm(method, device.type)
     method = apply_speed_switches(method, config.channels_last, config.compile)
     _check_free_space(out, method)
-    return Prepared(config, out, source, train, test, recipe, method, rank, world_size, started)
+    return Prepared(config, out, source, train, test, recipe, method, rank, world_size, started, lock, resume_from)
 
 
 def fit(run: Prepared, callbacks=(), monitor=None) -> float:
@@ -306,8 +345,8 @@ def fit(run: Prepared, callbacks=(), monitor=None) -> float:
         warmup_epochs=config.warmup_epochs, epochs=config.epochs, steps_per_epoch=len(loader),
         seed=config.seed, batch_size=config.batch_size,
         labels=run.train.labels if run.method.needs_labels else None)
-    resume_from = last.resolve() if config.resume and last.exists() else None
-    resume_step = load_checkpoint(resume_from)["global_step"] if resume_from else None
+    resume_from = run.resume_from
+    resume_step = (load_checkpoint(resume_from)["global_step"] if resume_from else 0) if config.resume else None
     if run.rank == 0:  # made by another rank first, a slow-starting rank 0 would see an earlier run
         (out / "checkpoints").mkdir(exist_ok=True)
     trackers = create_loggers(config, out)
@@ -329,6 +368,23 @@ def fit(run: Prepared, callbacks=(), monitor=None) -> float:
             warnings.filterwarnings("ignore", message=".*does not have many workers.*")
             trainer.fit(module, train_dataloaders=loader, ckpt_path=str(resume_from) if resume_from else None)
     except (DivergenceError, CheckpointError) as error:
-        good = last.resolve() if last.exists() else "none (no epoch finished)"
-        raise type(error)(f"{error}; training stopped, last good checkpoint: {good}") from None
+        raise type(error)(f"{error}; training stopped, last good checkpoint: {_last_good(last)}") from None
+    except KeyboardInterrupt:  # before the Trainer's own handler is in place
+        raise _interrupted("SIGINT", 130, trainer, last, out) from None
+    except SystemExit as exit:  # Lightning turns SIGTERM and Ctrl-C into a SystemExit without a useful code
+        if isinstance(exit, SIGTERMException) or trainer.received_sigterm:
+            raise _interrupted("SIGTERM", 143, trainer, last, out) from None
+        if trainer.interrupted:
+            raise _interrupted("SIGINT", 130, trainer, last, out) from None
+        raise
     return time.time() - fit_started
+
+
+def _last_good(last: Path) -> str:
+    return str(last.resolve()) if last.exists() else "none (no epoch finished)"
+
+
+def _interrupted(signal_name: str, code: int, trainer, last: Path, out: Path) -> Interrupted:
+    return Interrupted(f"stopped by {signal_name} at step {trainer.global_step} (epoch {trainer.current_epoch + 1}); "
+                       f"last good checkpoint: {_last_good(last)}; continue with "
+                       f"`selfsup pretrain --out {out} --resume`", code)

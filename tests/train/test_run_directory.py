@@ -1,0 +1,196 @@
+"""A run directory survives concurrency, signals and resumes: one process at a time (a lock),
+a signal exits non-zero naming the last good checkpoint, a resume continues from the newest
+complete checkpoint (re-planning the schedule when the epochs grow), and every step appears
+once in metrics.jsonl whatever the point of the interruption."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import yaml
+
+from selfsup.config import ConfigError, PretrainConfig
+from selfsup.methods.optim import warmup_cosine
+from selfsup.runs import Run
+from selfsup.tasks import pretrain
+from selfsup.train.checkpoint import CheckpointError, load_checkpoint
+from selfsup.train.module import PretrainModule
+
+FAST = dict(data="digits", method="simclr", image_size=16, batch_size=256, report=False, monitor_samples=256,
+            log_every_n_steps=1)  # 5 steps an epoch, every step logged
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A finished 2-epoch run (10 steps), copied by each test that changes it."""
+    out = tmp_path_factory.mktemp("finished") / "run"
+    pretrain(PretrainConfig(out=str(out), epochs=2, **FAST))
+    return out
+
+
+def copy_of(run, tmp_path):
+    shutil.copytree(run, tmp_path / "run", symlinks=True)
+    return tmp_path / "run"
+
+
+def lines(out):
+    """(step, names) of every line of metrics.jsonl: a step line and an epoch line may share a step."""
+    return [(r["step"], tuple(sorted(r))) for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())]
+
+
+def resume(out, epochs=None, **options):
+    return pretrain(PretrainConfig(out=str(out), resume=True, epochs=epochs, **{**FAST, **options}))
+
+
+# --- one process per run directory ---------------------------------------------------------
+
+HOLDER = textwrap.dedent("""
+    import fcntl, os, sys, time
+    fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    os.ftruncate(fd, 0); os.write(fd, f"{os.getpid()}\\n".encode())
+    print("locked", flush=True)
+    time.sleep(60)
+""")
+
+
+def test_a_second_process_on_the_same_out_is_refused_naming_the_holder(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(out / ".lock")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(ConfigError, match=rf"in use by another selfsup process \(PID {holder.pid}\)"):
+            pretrain(PretrainConfig(out=str(out), epochs=1, **FAST))
+        assert not (out / "config.yaml").exists() and not (out / "checkpoints").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    # the holder is dead: its lock file stays, naming it, and is recognised as stale
+    assert (out / ".lock").read_text().strip() == str(holder.pid)
+    pretrain(PretrainConfig(out=str(out), epochs=1, **FAST))
+    assert (out / "summary.json").exists()
+
+
+# --- signals -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_exits_non_zero_naming_the_last_good_checkpoint(signum, code, tmp_path):
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "selfsup.cli", "pretrain", "--data", "digits", "--epochs", "200",
+               "--image-size", "16", "--monitor-samples", "256", "--no-report", "--out", str(out)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + 120
+    while not (out / "checkpoints" / "last").exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signum)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == code, stderr
+    assert "Traceback" not in stderr + stdout
+    last = os.path.realpath(out / "checkpoints" / "last")
+    message = [line for line in stderr.splitlines() if line.startswith("selfsup: ") and "checkpoint" in line]
+    assert len(message) == 1, stderr
+    assert f"last good checkpoint: {last}" in message[0] and "--resume" in message[0]
+    assert not (out / "summary.json").exists()
+
+
+# --- resuming ------------------------------------------------------------------------------
+
+def test_resume_with_more_epochs_continues_the_cosine_to_the_new_end(finished, tmp_path):
+    out = copy_of(finished, tmp_path)
+    summary = resume(out, epochs=4)
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    assert summary["epochs"] == 4 and config["epochs"] == 4
+    logged = {r["step"]: r["lr"] for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())
+              if "lr" in r}
+    assert sorted(logged) == list(range(20))
+    base = config["lr"] * config["batch_size"] / 256
+    for step in range(10, 20):  # the schedule of a 4-epoch run from the first new step on
+        assert logged[step] == pytest.approx(base * warmup_cosine(step, 5, 20), rel=1e-5), step
+        assert logged[step] > 0
+
+
+def test_resume_with_fewer_epochs_than_trained_is_refused(finished, tmp_path):
+    out = copy_of(finished, tmp_path)
+    with pytest.raises(ConfigError, match="epochs=1: the run has already trained 2 epochs"):
+        resume(out, epochs=1)
+
+
+def test_dangling_last_falls_back_to_the_newest_complete_checkpoint(finished, tmp_path):
+    out = copy_of(finished, tmp_path)
+    before = lines(out)
+    shutil.rmtree(out / "checkpoints" / "epoch-0002")  # last now dangles; epoch-0001 is complete
+    with pytest.warns(UserWarning, match="epoch-0002.*resuming from .*epoch-0001"):
+        resume(out, epochs=2)
+    assert lines(out) == before  # steps 5-9 trained again, each logged once
+    assert load_checkpoint(out / "checkpoints" / "last")["global_step"] == 10
+
+
+class Killed(BaseException):
+    """Stands for a hard kill: nothing after it runs (no summary)."""
+
+
+@pytest.mark.parametrize("at_step", [3, 5, 6])  # before the first checkpoint, right after it, after a step of epoch 2
+def test_after_an_interruption_and_resume_every_step_appears_once(at_step, finished, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+
+    def dies(self, batch, batch_idx):
+        if self.global_step == at_step:  # steps up to at_step - 1 are logged
+            raise Killed
+
+    monkeypatch.setattr(PretrainModule, "on_train_batch_start", dies, raising=False)
+    with pytest.raises(Killed):
+        pretrain(PretrainConfig(out=str(out), epochs=2, **FAST))
+    monkeypatch.undo()
+    assert max(step for step, _ in lines(out)) == at_step - 1
+    if at_step < 5:
+        with pytest.warns(UserWarning, match="no complete checkpoint"):
+            resume(out)
+    else:
+        resume(out)
+    assert lines(out) == lines(finished)
+
+
+def test_a_torn_last_line_of_metrics_is_ignored_with_a_warning(finished, tmp_path):
+    out = copy_of(finished, tmp_path)
+    (out / "checkpoints" / "last").unlink()
+    os.symlink("epoch-0001", out / "checkpoints" / "last")
+    shutil.rmtree(out / "checkpoints" / "epoch-0002")
+    kept = (out / "metrics.jsonl").read_text().splitlines()[:9]  # steps 0-4, the epoch line, steps 5-7
+    (out / "metrics.jsonl").write_text("".join(line + "\n" for line in kept) + '{"step": 8, "lo')  # power loss
+    with pytest.warns(UserWarning, match="metrics.jsonl: ignoring a torn last line"):
+        resume(out)
+    assert lines(out) == lines(finished)
+
+
+def test_a_state_json_with_wrong_types_is_one_line_naming_the_field(finished, tmp_path):
+    out = copy_of(finished, tmp_path)
+    state = os.path.realpath(out / "checkpoints" / "last" / "state.json")
+    structure = json.loads(open(state).read())
+    entries = structure["state"]["__dict__"]
+    for entry in entries:
+        if entry[0] == "global_step":
+            entry[1] = "ten"
+    open(state, "w").write(json.dumps(structure))
+    with pytest.raises(CheckpointError, match=r"state.json: global_step is 'ten', expected an integer"):
+        resume(out, epochs=3)
+
+
+def test_a_last_link_leaving_the_run_directory_is_refused(finished, tmp_path):
+    out = copy_of(finished, tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copytree(out / "checkpoints" / "epoch-0002", elsewhere / "epoch-0002")
+    (out / "checkpoints" / "last").unlink()
+    os.symlink(elsewhere / "epoch-0002", out / "checkpoints" / "last")
+    with pytest.raises(CheckpointError, match="leaves the run directory"):
+        resume(out, epochs=3)
+    with pytest.raises(CheckpointError, match="leaves the run directory"):
+        Run(out).method()
