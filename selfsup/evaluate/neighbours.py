@@ -85,6 +85,12 @@ def assign_nearest(x: np.ndarray, centroids: np.ndarray, chunk: int = CHUNK) -> 
     return out
 
 
+def members_of(assignment: np.ndarray, k: int) -> list[np.ndarray]:
+    """members_of(a, k)[c]: the sorted indices i with a[i] == c, for c < k (one sort, not k scans)."""
+    order = np.argsort(assignment, kind="stable")
+    return np.split(order, np.searchsorted(assignment[order], np.arange(1, k)))
+
+
 class NeighborIndex:
     """Cosine nearest neighbours over a fixed set of embeddings, with ids.
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from selfsup.config import ConfigError
-from selfsup.evaluate.neighbours import assign_nearest, kmeans_faiss, l2_normalize
+from selfsup.evaluate.neighbours import assign_nearest, kmeans_faiss, l2_normalize, members_of
 from selfsup.progress import bar
 from selfsup.tasks.common import load_embeddings
 
@@ -61,12 +61,6 @@ def resampled_kmeans(points: np.ndarray, k: int, resample_steps: int = 10, resam
             centroids[c] = fit[members[np.argsort(distance)[:size]]].mean(axis=0)
         assignment = assign_nearest(fit, centroids)
     return centroids, (assignment if fit is points else assign_nearest(points, centroids))
-
-
-def members_of(assignment: np.ndarray, k: int) -> list[np.ndarray]:
-    """members_of(a, k)[c]: the sorted indices i with a[i] == c, for c < k (one sort, not k scans)."""
-    order = np.argsort(assignment, kind="stable")
-    return np.split(order, np.searchsorted(assignment[order], np.arange(1, k)))
 
 
 def split_budget(budget: int, capacities: list[int], rng: np.random.Generator) -> list[int]:

@@ -39,6 +39,20 @@ def test_range_search_inside_clusters_finds_planted_copies():
     assert sorted(map(sorted, everything)) == sorted(map(sorted, groups))
 
 
+def test_a_pair_split_by_a_cluster_boundary_is_found(monkeypatch):
+    from selfsup.tasks import dedupe as dedupe_module
+
+    rng = np.random.default_rng(0)
+    a, b = np.eye(16)[0], np.eye(16)[1]
+    spread = np.concatenate([np.zeros((200, 2)), rng.normal(scale=0.3, size=(200, 14))], axis=1)
+    x = np.concatenate([np.r_[[a] * 100, [b] * 100] + spread,
+                        [0.55 * a + 0.45 * b, 0.45 * a + 0.55 * b]]).astype(np.float32)  # 200, 201: cosine 0.98
+    assert [sorted(g) for g in duplicate_groups(x, threshold=0.97, center=False, clusters=2)] == [[200, 201]]
+    nearest_two = dedupe_module.nearest_two  # searching each cluster's own samples only misses the pair:
+    monkeypatch.setattr(dedupe_module, "nearest_two", lambda x, c: np.repeat(nearest_two(x, c)[:, :1], 2, axis=1))
+    assert duplicate_groups(x, threshold=0.97, center=False, clusters=2) == []
+
+
 def test_planted_duplicates_in_a_folder_are_found(digits_run, tmp_path):
     from sklearn.datasets import load_digits
 
