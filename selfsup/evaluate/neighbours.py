@@ -36,6 +36,7 @@ HNSW_NEIGHBOURS = 32  # graph degree M; search breadth efSearch = 128
 IVF_PROBES = 16  # cells scanned per query
 IVF_TRAIN_PER_CELL = 64  # k-means of the cells sees at most this many samples per cell
 CHUNK = 65_536
+PLUS_PLUS_PER_CENTROID = 20
 KINDS = ("auto", "flat", "ivf", "hnsw")
 
 
@@ -57,10 +58,13 @@ def _normalized_chunks(x: np.ndarray, chunk: int = CHUNK):
 
 
 def kmeans_faiss(x: np.ndarray, k: int, seed: int = 0, niter: int = 20, max_points_per_centroid: int = 64,
-                 spherical: bool = False, restarts: int = 1) -> tuple[np.ndarray, np.ndarray]:
+                 spherical: bool = False, restarts: int = 1, plus_plus: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(centroids (k, D), assignment (N,)) by faiss k-means (Lloyd's algorithm, squared
     Euclidean; ``spherical``: unit-norm centroids; ``restarts``: runs from different seeds,
-    the lowest inertia kept). The centroids are trained on a random sample of at most
+    the lowest inertia kept; ``plus_plus``: start from k-means++ seeds (Arthur & Vassilvitskii
+    2007; scikit-learn's, one trial a seed) drawn from at most ``PLUS_PLUS_PER_CENTROID * k``
+    rows, instead of random rows, which on long-tailed data over-seed the dense head). The
+    centroids are trained on a random sample of at most
     ``max_points_per_centroid * k`` rows (faiss' own subsampling, seeded), then every row is
     assigned to its nearest centroid in chunks, so memory stays O(N + chunk * k)."""
     faiss = _faiss()
@@ -70,7 +74,14 @@ def kmeans_faiss(x: np.ndarray, k: int, seed: int = 0, niter: int = 20, max_poin
         raise ConfigError(f"k={k}: expected at least one cluster")
     means = faiss.Kmeans(x.shape[1], k, niter=niter, nredo=restarts, seed=seed, spherical=spherical, verbose=False,
                          max_points_per_centroid=max_points_per_centroid, min_points_per_centroid=1)
-    means.train(np.ascontiguousarray(x))
+    init = None
+    if plus_plus and k < len(x):
+        from sklearn.cluster import kmeans_plusplus
+
+        rows = np.random.default_rng(seed).choice(len(x), min(len(x), PLUS_PLUS_PER_CENTROID * k), replace=False)
+        init, _ = kmeans_plusplus(x[np.sort(rows)], k, random_state=seed, n_local_trials=1)
+        init = np.ascontiguousarray(init, dtype=np.float32)
+    means.train(np.ascontiguousarray(x), init_centroids=init)
     return means.centroids.copy(), assign_nearest(x, means.centroids)
 
 

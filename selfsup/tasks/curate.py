@@ -42,8 +42,11 @@ def resampled_kmeans(points: np.ndarray, k: int, resample_steps: int = 10, resam
     """(centroids (k, D), assignment (N,)) by k-means followed by ``resample_steps`` rounds
     of: centroid <- mean of its ``resample_size`` nearest members; reassign. Both run on a
     random sample of at most ``FIT_PER_CLUSTER * k`` points (all of them when fewer); the
-    final assignment covers every point. Small fits (``CHEAP_FIT``) keep the best of 3
-    k-means restarts; large ones run once."""
+    final assignment covers every point. k-means starts from k-means++ seeds (random seeds
+    on long-tailed data crowd the head: on 20,000 synthetic samples of 200 Zipf-sized
+    clusters, levels (1000, 200), budget 2,000, the curated class entropy was 4.53-4.59 from
+    random seeds and 4.91-4.94 from k-means++ ones, 4.0-4.15 for random subsets). Small fits
+    (``CHEAP_FIT``) keep the best of 3 restarts; large ones run once."""
     k = min(k, len(points))
     rng = np.random.default_rng(seed)
     fit = points if len(points) <= FIT_PER_CLUSTER * k else \
@@ -51,7 +54,7 @@ def resampled_kmeans(points: np.ndarray, k: int, resample_steps: int = 10, resam
     fit = np.ascontiguousarray(fit, dtype=np.float32)
     restarts = 3 if len(fit) * k <= CHEAP_FIT else 1
     centroids, assignment = kmeans_faiss(fit, k, seed=seed, max_points_per_centroid=FIT_PER_CLUSTER,
-                                         restarts=restarts)
+                                         restarts=restarts, plus_plus=True)
     size = resample_size or max(1, len(fit) // (2 * k))
     for _ in bar(range(resample_steps), desc="curating (resampled k-means)", unit="step"):
         for c, members in enumerate(members_of(assignment, k)):
