@@ -152,6 +152,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", 2)))
     parser.add_argument("--stages", default="crossover,neighbors,curate,dedupe",
                         help="crossover: flat vs IVF build + queries on 25k-400k of the rows")
+    parser.add_argument("--data-dir", help="keep the generated data here and reuse it when present "
+                                           "(default: a temporary folder)")
     parser.add_argument("--stage", help=argparse.SUPPRESS)
     parser.add_argument("--file", help=argparse.SUPPRESS)
     parser.add_argument("--planted", help=argparse.SUPPRESS)
@@ -164,15 +166,22 @@ def main() -> None:
         figures.setdefault("peak_rss_mb", round(peak_rss_mb()))
         print("STAGE " + json.dumps(figures))
         return
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "embeddings.parquet"
+    with tempfile.TemporaryDirectory() as temporary:
+        folder = Path(args.data_dir or temporary)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / "embeddings.parquet"
         start = time.perf_counter()
-        planted = make_data(path, args.rows)
-        np.save(Path(folder) / "planted.npy", planted)
-        result = {"rows": args.rows, "dim": DIM, "threads": args.threads, "cores": os.cpu_count(),
+        import pyarrow.parquet as pq
+
+        reused = path.is_file() and (folder / "planted.npy").is_file() and \
+            pq.ParquetFile(path).metadata.num_rows == args.rows
+        if not reused:
+            np.save(folder / "planted.npy", make_data(path, args.rows))
+        result = {"data_reused": bool(reused), "rows": args.rows, "dim": DIM, "threads": args.threads, "cores": os.cpu_count(),
                   "write_seconds": round(time.perf_counter() - start, 1), "write_peak_rss_mb": round(peak_rss_mb()),
                   "file_mb": round(path.stat().st_size / 2**20)}
-        print(f"wrote {args.rows} x {DIM} embeddings ({result['file_mb']} MB) in {result['write_seconds']} s", flush=True)
+        print(f"{'reused' if reused else 'wrote'} {args.rows} x {DIM} embeddings ({result['file_mb']} MB)"
+              + ("" if reused else f" in {result['write_seconds']} s"), flush=True)
         for name in args.stages.split(","):
             command = [sys.executable, __file__, "--stage", name, "--file", str(path), "--rows", str(args.rows),
                        "--queries", str(args.queries), "--budget", str(args.budget), "--threads", str(args.threads),

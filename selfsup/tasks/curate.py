@@ -93,7 +93,9 @@ class HierarchicalCurator:
     ``levels``: clusters per level from the bottom, e.g. (100, 10); default (N/3 up to
     5000, a fifth of that). Fine bottom clusters matter: on imbalanced digits (456
     samples, budget 114) levels (200, 40) gave class entropy 1.98 and (50, 10) 1.73,
-    against 1.68 for random subsets."""
+    against 1.68 for random subsets (measured with the scikit-learn k-means used before
+    issue 18; with faiss and k-means++ seeds, levels (40, 8) give 1.81-2.11 over seeds
+    0-4 against 1.57-1.76 for random subsets)."""
 
     def __init__(self, levels: tuple[int, ...] | None = None, resample_steps: int = 10, seed: int = 0):
         self.levels, self.resample_steps, self.seed = levels, resample_steps, seed
