@@ -14,6 +14,8 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
+
 from selfsup import backbones, methods
 from selfsup.atomic import write_text
 from selfsup.config import ConfigError, PretrainConfig
@@ -88,10 +90,22 @@ def run_placement(config: PretrainConfig, accelerator: str | None = None, device
                      modality=backbones.modality(config.backbone))
 
 
+EVAL_TRAIN_ROWS = 50_000  # the kNN bank and the linear probe's training rows, at most
+
+
+def evaluation_rows(n: int, limit: int | None = None) -> np.ndarray | None:
+    """The training rows evaluation uses out of ``n``: None (all of them) up to ``limit``
+    (default ``EVAL_TRAIN_ROWS``), else ``limit`` rows drawn uniformly at random with seed 0,
+    sorted, so that kNN banks and linear probes stay bounded on large data."""
+    limit = EVAL_TRAIN_ROWS if limit is None else limit
+    return None if n <= limit else np.sort(np.random.default_rng(0).choice(n, limit, replace=False))
+
+
 def protocol(config: PretrainConfig) -> str:
     return (f"frozen {config.backbone} embeddings; kNN: cosine, k={config.knn_k}, T=0.07 weighted votes; "
             f"linear: logistic regression on standardised embeddings; test = fixed stratified "
-            f"{config.holdout:.0%} holdout (seed 0) excluded from pretraining")
+            f"{config.holdout:.0%} holdout (seed 0) excluded from pretraining; kNN bank and linear probe "
+            f"on at most {EVAL_TRAIN_ROWS:,} training rows (uniform random, seed 0)")
 
 
 def load_run(run_dir: str | os.PathLike) -> tuple[PretrainConfig, methods.Method]:

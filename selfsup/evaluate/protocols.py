@@ -24,27 +24,34 @@ from selfsup.progress import bar
 
 
 @torch.no_grad()
-def embed_images(model, samples: torch.Tensor, mean, std, batch_size: int = 512,
-                 placement: Placement = CPU) -> torch.Tensor:
-    """Embed raw samples of any modality (uint8 images (N, C, H, W), float tables or series)
-    with ``model`` in eval mode, in batches on ``placement``'s device(s) under its autocast
-    (the model is moved there); returns float32 (N, D) on the CPU. ``model`` is a method
-    (``method(x)`` is ``method.embed(x)``, the representation used downstream) or any module
-    that maps a batch to (B, D), such as a bare backbone."""
+def embed_batches(model, samples, mean, std, batch_size: int = 512, placement: Placement = CPU):
+    """Yield float32 (B, D) CPU embeddings of consecutive batches of ``samples`` (anything
+    sliceable with a length: a tensor of raw samples of any modality, uint8 images
+    (N, C, H, W) or float tables/series) with ``model`` in eval mode on ``placement``'s
+    device(s) under its autocast (the model is moved there), so that a caller can write
+    each batch away instead of holding them all. ``model`` is a method (``method(x)`` is
+    ``method.embed(x)``, the representation used downstream) or any module that maps a
+    batch to (B, D), such as a bare backbone."""
     was_training = model.training
     model.eval()
     runner = placement.parallel(model)
     try:
-        parts = []
         with bar(total=len(samples), desc="embedding", unit="sample") as shown:
             for start in range(0, len(samples), batch_size):
                 x = model_input(samples[start:start + batch_size].to(placement.device), mean, std)
                 with placement.autocast():
-                    parts.append(runner(x).float().cpu())
+                    z = runner(x).float().cpu()
                 shown.update(len(x))
-        return torch.cat(parts)
+                yield z
     finally:
         model.train(was_training)
+
+
+def embed_images(model, samples: torch.Tensor, mean, std, batch_size: int = 512,
+                 placement: Placement = CPU) -> torch.Tensor:
+    """Embed raw samples of any modality with ``model`` (as ``embed_batches``); returns
+    float32 (N, D) on the CPU."""
+    return torch.cat(list(embed_batches(model, samples, mean, std, batch_size, placement)))
 
 
 def embed_splits(model, train, test, mean, std, placement: Placement = CPU):

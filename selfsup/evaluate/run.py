@@ -9,7 +9,7 @@ from selfsup.config import ConfigError, PretrainConfig
 from selfsup.devices import Placement
 from selfsup.evaluate.protocols import embed_splits, evaluate_embeddings
 from selfsup.evaluate.suite import evaluate_all
-from selfsup.runs import Run, protocol
+from selfsup.runs import Run, evaluation_rows, protocol
 
 
 def evaluate_run(run_dir: str | os.PathLike, data: str | None = None, knn_k: int | None = None,
@@ -28,7 +28,8 @@ def evaluate_run(run_dir: str | os.PathLike, data: str | None = None, knn_k: int
         raise ConfigError(f"data={config.data!r}: images are {source.image_size} px, "
                           f"the run was trained on {config.image_size} px")
     result = {"run": str(run_dir), "data": config.data, "method": config.method,
-              "protocol": protocol(config), "placement": str(where)}
+              "protocol": protocol(config), "placement": str(where),
+              "evaluation_train_samples": evaluation_size(len(train))}
     for name, model in (("pretrained", method), ("random_weights", run.method(weights=False))):
         prefix = "" if name == "pretrained" else "baseline_"
         scores = evaluate_model(model, train, test, config, where, full=full)
@@ -41,10 +42,20 @@ def evaluate_run(run_dir: str | os.PathLike, data: str | None = None, knn_k: int
 def evaluate_model(model, train, test, config: PretrainConfig, where: Placement, full: bool = False) -> dict:
     """The summary's numbers of ``model`` (a method, or any module as ``embed_images`` takes):
     kNN and linear top-1 on ``test`` (None: no test part), RankMe of ``train``; with ``full``,
-    every protocol of ``evaluate_all`` under ``"all"``."""
+    every protocol of ``evaluate_all`` under ``"all"``. Training rows past ``EVAL_TRAIN_ROWS``
+    are subsampled first (``selfsup.runs.evaluation_rows``), so they are not even embedded."""
+    rows = evaluation_rows(len(train))
+    if rows is not None:
+        train = train.subset(rows)
     train_embeddings, test_embeddings = embed_splits(model, train, test, config.mean, config.std, where)
     test_labels = None if test is None else test.labels
     scores = evaluate_embeddings(train_embeddings, train.labels, test_embeddings, test_labels, config.knn_k)
     if full:
         scores["all"] = evaluate_all(train_embeddings, train.labels, test_embeddings, test_labels)
     return scores
+
+
+def evaluation_size(train_samples: int) -> int:
+    """How many training rows evaluation uses (the summary's ``evaluation_train_samples``)."""
+    rows = evaluation_rows(train_samples)
+    return train_samples if rows is None else len(rows)

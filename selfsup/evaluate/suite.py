@@ -9,14 +9,17 @@ from selfsup.evaluate.clustering import cluster_scores
 from selfsup.evaluate.monitors import label_free_monitors
 from selfsup.evaluate.protocols import few_shot, knn_predict_many, linear_probe, select_regularisation
 from selfsup.progress import stage
+from selfsup.runs import EVAL_TRAIN_ROWS, evaluation_rows
 
 KNN_KS = (10, 20, 100, 200)
 SHOTS = (1, 5, 10)
+TRAIN_ROWS = f"at most {EVAL_TRAIN_ROWS:,} train rows (uniform random, seed 0)"
 PROTOCOLS = {
     "knn": "weighted kNN (Wu et al. 2018 / DINO): L2-normalised embeddings, cosine similarity, "
-           "votes weighted exp(sim / 0.07); train split is the bank, test split the queries",
+           f"votes weighted exp(sim / 0.07); train split is the bank ({TRAIN_ROWS}), test split the queries",
     "linear": "logistic regression on standardised frozen embeddings; C from {0.01, 0.1, 1, 10} "
-              "by accuracy on a fixed stratified 20% validation split of train, refit on all of train",
+              "by accuracy on a fixed stratified 20% validation split of train, refit on all of train "
+              f"({TRAIN_ROWS})",
     "few_shot": "n labelled train samples per class, logistic regression (C=10) on L2-normalised "
                 "embeddings, accuracy on the test split, mean and std over 10 episodes",
     "clustering": "k-means (k = number of classes, 10 initialisations) on L2-normalised test "
@@ -30,7 +33,12 @@ PROTOCOLS = {
 def evaluate_all(train: torch.Tensor, train_labels: torch.Tensor | None,
                  test: torch.Tensor | None = None, test_labels: torch.Tensor | None = None) -> dict:
     """kNN for k in 10/20/100/200, linear probe with a regularisation sweep, few-shot,
-    k-means clustering and label-free monitors; the labelled ones only when labels exist."""
+    k-means clustering and label-free monitors; the labelled ones only when labels exist.
+    ``train`` past ``EVAL_TRAIN_ROWS`` rows is subsampled by ``evaluation_rows`` (a no-op
+    on rows ``evaluate_model`` subsampled already)."""
+    rows = evaluation_rows(len(train))
+    if rows is not None:
+        train, train_labels = train[rows], None if train_labels is None else train_labels[rows]
     result = {"label_free": {"protocol": PROTOCOLS["label_free"], **label_free_monitors(train)}}
     if train_labels is None or test is None or test_labels is None:
         return result

@@ -79,7 +79,7 @@ def build_report(run_dir: str | os.PathLike, accelerator: str | None = None, dev
     on ``accelerator``/``devices``; default: the run's where available, else CPU)."""
     from selfsup.evaluate.neighbours import NeighborIndex
     from selfsup.evaluate.protocols import embed_images
-    from selfsup.runs import Run
+    from selfsup.runs import Run, evaluation_rows
 
     run = Run(run_dir)
     run_dir, config, method = run.directory, run.config, run.method()
@@ -92,7 +92,9 @@ def build_report(run_dir: str | os.PathLike, accelerator: str | None = None, dev
     subset = np.sort(generator.choice(len(shown), min(MAP_SAMPLES, len(shown)), replace=False))
     shown = shown.subset(subset)
     embeddings = embed_images(method, shown.samples, config.mean, config.std, placement=where)
-    bank = embed_images(method, train.samples, config.mean, config.std, placement=where)
+    rows = evaluation_rows(len(train))  # the evaluation's rule: a bounded bank of training rows
+    bank_source = train if rows is None else train.subset(rows)
+    bank = embed_images(method, bank_source.samples, config.mean, config.std, placement=where)
 
     queries = generator.choice(len(shown), min(QUERIES, len(shown)), replace=False)
     similarities, positions = NeighborIndex("flat").fit(bank.numpy()).search(embeddings[queries].numpy(), NEIGHBOURS)
@@ -100,7 +102,7 @@ def build_report(run_dir: str | os.PathLike, accelerator: str | None = None, dev
     for q, found, similarity in zip(queries, positions, similarities):
         cells = [f'<figure class="query"><img src="{thumbnail(shown.samples[q], config.mean, config.std)}" alt="query">'
                  f"<figcaption>query {html.escape(shown.ids[q])}</figcaption></figure>"]
-        cells += [f'<figure><img src="{thumbnail(train.samples[i], config.mean, config.std)}" alt="neighbour">'
+        cells += [f'<figure><img src="{thumbnail(bank_source.samples[i], config.mean, config.std)}" alt="neighbour">'
                   f"<figcaption>{s:.2f}</figcaption></figure>" for i, s in zip(found.tolist(), similarity)]
         grids.append(f'<div class="grid">{"".join(cells)}</div>')
 
@@ -128,7 +130,7 @@ img.plot {{ max-width: 100%; }}
 <h2>Results</h2>{_table(results)}
 <h2>Training curves</h2><section id="curves">{curves}</section>
 <h2>Embedding map</h2><section id="map"><img class="plot" src="{_png(map_figure(embeddings.numpy(), labels, shown.classes or []))}" alt="embedding map"></section>
-<h2>Nearest neighbours</h2><p>Queries from the {"test" if test is not None else "training"} images (red), their most similar training images with cosine similarity.</p>
+<h2>Nearest neighbours</h2><p>Queries from the {"test" if test is not None else "training"} images (red), their most similar training images with cosine similarity (among {len(bank_source):,} training images{"" if rows is None else f", drawn at random (seed 0) from {len(train):,}"}).</p>
 <section id="neighbours">{"".join(grids)}</section>
 <h2>Skipped files</h2><section id="skipped">{skipped_html}</section>
 <h2>Configuration</h2>{_table((k, v) for k, v in config.to_dict().items() if k not in ("mean", "std"))}

@@ -4,6 +4,7 @@ place (``@command``), so the CLI adds whatever is registered and has no list to 
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from typing import Callable
 
@@ -80,13 +81,15 @@ def _run_neighbors(a: dict) -> None:
     rows = neighbors(a["run"], a["data"], a["query"], a["k"], a["index"], a["kind"], a["out"], **_where(a))
     if a["out"] is None:
         print("\n".join("\t".join(str(v) for v in row) for row in rows))
+        print(f"index: {rows.index_description}", file=sys.stderr)
     else:
-        print(f"wrote {len(rows)} rows to {a['out']}")
+        print(f"wrote {len(rows)} rows to {a['out']} (index: {rows.index_description})")
 
 
 @command("neighbors", help="nearest neighbours of samples (faiss)",
          description="The K most similar samples (cosine of embeddings) of each query: "
-                     "exact search up to 200,000 samples, HNSW above.",
+                     "exact search up to 200,000 samples, an inverted file (IVF, approximate) above; "
+                     "the index kind is printed.",
          run=_run_neighbors)
 def _neighbors_arguments(p) -> None:
     p.add_argument("run", metavar="RUN_OR_EMBEDDINGS", help=SOURCE_HELP)
@@ -95,7 +98,8 @@ def _neighbors_arguments(p) -> None:
                                    "(default: every sample)")
     p.add_argument("--k", type=int, default=10, help="neighbours per query (default: 10)")
     p.add_argument("--index", help="faiss index file: reused when it exists, else written")
-    p.add_argument("--kind", default="auto", choices=("auto", "flat", "hnsw"), help="index kind (default: auto)")
+    p.add_argument("--kind", default="auto", choices=("auto", "flat", "ivf", "hnsw"),
+                   help="index kind: flat (exact), ivf or hnsw (approximate); default auto")
     p.add_argument("--out", help="TSV file of query_id, rank, neighbor_id, similarity (default: print)")
     add_placement_options(p)
 
@@ -103,19 +107,22 @@ def _neighbors_arguments(p) -> None:
 def _run_dedupe(a: dict) -> None:
     from selfsup.tasks.dedupe import dedupe
 
-    result = dedupe(a["run"], a["data"], a["threshold"], not a["no_center"], out=a["out"], **_where(a))
+    result = dedupe(a["run"], a["data"], a["threshold"], not a["no_center"], a["clusters"], out=a["out"], **_where(a))
     print(f"{len(result['groups'])} groups of near-duplicates among {result['samples']} samples; "
           f"keep {len(result['keep'])}" + (f"; wrote {a['out']}" if a["out"] else ""))
 
 
 @command("dedupe", help="groups of near-duplicate samples and a keep-list",
-         description="Near-duplicates: centred-embedding cosine at least THRESHOLD.",
+         description="Near-duplicates: centred-embedding cosine at least THRESHOLD to the sample kept "
+                     "for them (range search inside k-means clusters; groups do not chain).",
          run=_run_dedupe)
 def _dedupe_arguments(p) -> None:
     p.add_argument("run", metavar="RUN_OR_EMBEDDINGS", help=SOURCE_HELP)
     p.add_argument("--data", help="data source (default: the run's data)")
     p.add_argument("--threshold", type=float, default=0.9, help="cosine similarity of centred embeddings (default: 0.9)")
     p.add_argument("--no-center", action="store_true", help="raw cosine, without subtracting the mean embedding")
+    p.add_argument("--clusters", type=int, help="k-means clusters the search runs inside (default: one per "
+                                                "1,000 samples)")
     p.add_argument("--out", help="directory for groups.tsv and keep.txt")
     add_placement_options(p)
 

@@ -75,13 +75,23 @@ def read_embeddings_file(path: Path) -> Embedded:
         if path.suffix == ".parquet":
             import pyarrow.parquet as pq
 
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
             table = pq.read_table(path)
             if "embedding" not in table.column_names or "id" not in table.column_names:
                 raise DataError(f"{path}: expected columns id and embedding, got {table.column_names}")
-            embeddings = np.stack(table.column("embedding").to_numpy(zero_copy_only=False)).astype(np.float32)
+            column = table.column("embedding")
+            if pa.types.is_fixed_size_list(column.type):  # one flat buffer, no per-row arrays
+                flat = np.concatenate([chunk.flatten().to_numpy(zero_copy_only=False) for chunk in column.chunks])
+                embeddings = flat.reshape(len(table), column.type.list_size).astype(np.float32, copy=False)
+            else:
+                embeddings = np.stack(column.to_numpy(zero_copy_only=False)).astype(np.float32)
             labels = table.column("label").to_numpy() if "label" in table.column_names else None
             return Embedded(embeddings, [str(i) for i in table.column("id").to_pylist()], labels)
-        embeddings = np.load(path, allow_pickle=False).astype(np.float32)
+        embeddings = np.load(path, mmap_mode="r", allow_pickle=False)  # read as the tasks go
+        if embeddings.dtype != np.float32:
+            embeddings = embeddings.astype(np.float32)
     except DataError:
         raise
     except Exception as error:

@@ -15,6 +15,12 @@ the distribution, and a random subset copies the imbalance. The paper's recipe:
    clusters (a cluster smaller than its share gives all it has and the rest goes to the
    others), then each cluster's share among its children, down to level 1, where the
    samples are drawn at random.
+
+The k-means is faiss' (``selfsup.evaluate.neighbours.kmeans_faiss``). At each level the
+centroids are fitted, and resampled, on a random sample of at most ``FIT_PER_CLUSTER``
+units per cluster, then every unit is assigned to its nearest centroid in chunks: a
+million samples into 5,000 clusters takes minutes on two cores, and no step forms a
+samples x samples matrix.
 """
 
 from __future__ import annotations
@@ -22,37 +28,42 @@ from __future__ import annotations
 import numpy as np
 
 from selfsup.config import ConfigError
-from selfsup.evaluate.neighbours import l2_normalize
+from selfsup.evaluate.neighbours import assign_nearest, kmeans_faiss, l2_normalize, members_of
 from selfsup.progress import bar
 from selfsup.tasks.common import check_count, load_embeddings
+
+
+FIT_PER_CLUSTER = 64
+CHEAP_FIT = 50_000_000  # points x clusters under which k-means restarts 3 times (scikit-learn's n_init=3)
 
 
 def resampled_kmeans(points: np.ndarray, k: int, resample_steps: int = 10, resample_size: int | None = None,
                      seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(centroids (k, D), assignment (N,)) by k-means followed by ``resample_steps`` rounds
-    of: centroid <- mean of its ``resample_size`` nearest members; reassign everything."""
-    from sklearn.cluster import KMeans
-
+    of: centroid <- mean of its ``resample_size`` nearest members; reassign. Both run on a
+    random sample of at most ``FIT_PER_CLUSTER * k`` points (all of them when fewer); the
+    final assignment covers every point. k-means starts from k-means++ seeds (random seeds
+    on long-tailed data crowd the head: on 20,000 synthetic samples of 200 Zipf-sized
+    clusters, levels (1000, 200), budget 2,000, the curated class entropy was 4.53-4.59 from
+    random seeds and 4.91-4.94 from k-means++ ones, 4.0-4.15 for random subsets). Small fits
+    (``CHEAP_FIT``) keep the best of 3 restarts; large ones run once."""
     k = min(k, len(points))
-    fitted = KMeans(n_clusters=k, n_init=3, random_state=seed).fit(points)
-    centroids, assignment = fitted.cluster_centers_, fitted.labels_
-    size = resample_size or max(1, len(points) // (2 * k))
+    rng = np.random.default_rng(seed)
+    fit = points if len(points) <= FIT_PER_CLUSTER * k else \
+        points[np.sort(rng.choice(len(points), FIT_PER_CLUSTER * k, replace=False))]
+    fit = np.ascontiguousarray(fit, dtype=np.float32)
+    restarts = 3 if len(fit) * k <= CHEAP_FIT else 1
+    centroids, assignment = kmeans_faiss(fit, k, seed=seed, max_points_per_centroid=FIT_PER_CLUSTER,
+                                         restarts=restarts, plus_plus=True)
+    size = resample_size or max(1, len(fit) // (2 * k))
     for _ in bar(range(resample_steps), desc="curating (resampled k-means)", unit="step"):
-        for c in range(k):
-            members = np.flatnonzero(assignment == c)
+        for c, members in enumerate(members_of(assignment, k)):
             if len(members) == 0:
                 continue
-            distance = ((points[members] - centroids[c]) ** 2).sum(axis=1)
-            centroids[c] = points[members[np.argsort(distance)[:size]]].mean(axis=0)
-        assignment = nearest_centroid(points, centroids)
-    return centroids, assignment
-
-
-def nearest_centroid(points: np.ndarray, centroids: np.ndarray, chunk: int = 4096) -> np.ndarray:
-    """argmin_c |x - c|^2 = argmin_c (|c|^2 - 2 x.c), in chunks so memory stays O(chunk * k)."""
-    squared = (centroids ** 2).sum(axis=1)
-    return np.concatenate([(squared[None] - 2 * points[s:s + chunk] @ centroids.T).argmin(axis=1)
-                           for s in range(0, len(points), chunk)])
+            distance = ((fit[members] - centroids[c]) ** 2).sum(axis=1)
+            centroids[c] = fit[members[np.argsort(distance)[:size]]].mean(axis=0)
+        assignment = assign_nearest(fit, centroids)
+    return centroids, (assignment if fit is points else assign_nearest(points, centroids))
 
 
 def split_budget(budget: int, capacities: list[int], rng: np.random.Generator) -> list[int]:
@@ -82,7 +93,9 @@ class HierarchicalCurator:
     ``levels``: clusters per level from the bottom, e.g. (100, 10); default (N/3 up to
     5000, a fifth of that). Fine bottom clusters matter: on imbalanced digits (456
     samples, budget 114) levels (200, 40) gave class entropy 1.98 and (50, 10) 1.73,
-    against 1.68 for random subsets."""
+    against 1.68 for random subsets (measured with the scikit-learn k-means used before
+    issue 18; with faiss and k-means++ seeds, levels (40, 8) give 1.81-2.11 over seeds
+    0-4 against 1.57-1.76 for random subsets)."""
 
     def __init__(self, levels: tuple[int, ...] | None = None, resample_steps: int = 10, seed: int = 0):
         self.levels, self.resample_steps, self.seed = levels, resample_steps, seed
@@ -107,7 +120,7 @@ class HierarchicalCurator:
             raise ConfigError(f"budget={budget}: expected 1 to {self.n_samples_} (the number of samples)")
         rng = np.random.default_rng(self.seed)
         # members[l][c]: units of level l (samples for l=0) in cluster c of level l+1
-        members = [[np.flatnonzero(a == c) for c in range(a.max() + 1)] for a in self.assignments_]
+        members = [members_of(a, a.max() + 1) for a in self.assignments_]
         sizes = [np.array([len(m) for m in members[0]])]  # samples under each cluster, per level
         for level in range(1, len(members)):
             sizes.append(np.array([sizes[-1][m].sum() for m in members[level]]))

@@ -1,6 +1,7 @@
 """``selfsup neighbors``: the nearest neighbours of samples of a run's data (or of an
-embeddings file), searched with ``selfsup.evaluate.neighbours.NeighborIndex`` (faiss).
-
+embeddings file), searched with ``selfsup.evaluate.neighbours.NeighborIndex`` (faiss): exact
+up to ``EXACT_MAX`` samples, an inverted file (IVF) above; the rows say which
+(``index_description``), and a saved index records its kind beside it.
 """
 
 from __future__ import annotations
@@ -13,16 +14,26 @@ import numpy as np
 from selfsup.data import DataError
 from selfsup.modalities import BUILTIN_DATASETS
 from selfsup.evaluate.neighbours import NeighborIndex
+from selfsup.progress import stage
 from selfsup.tasks.common import Embedded, check_count, load_embeddings
 
 
-def _queries(query: str | None, searcher: NeighborIndex, run_or_file, accelerator=None, devices=None) -> Embedded:
+class NeighborRows(list):
+    """The rows of ``neighbors``, and ``index_description``: the kind of index searched."""
+
+    index_description: str = ""
+
+
+def _queries(query: str | None, searcher: NeighborIndex, run_or_file, accelerator=None, devices=None,
+             base: Embedded | None = None) -> Embedded:
     """``query``: None (every indexed sample), comma-separated ids of indexed samples, or a
     data source embedded with the same run."""
+    if query is None and base is not None:
+        return base
     lookup = {sample_id: i for i, sample_id in enumerate(searcher.ids_)}
     wanted = list(lookup) if query is None else [q for q in query.split(",") if q]
     if all(q in lookup for q in wanted):  # the index stores the (normalised) embeddings
-        return Embedded(np.stack([searcher.index_.reconstruct(lookup[q]) for q in wanted]), wanted)
+        return Embedded(searcher.vectors([lookup[q] for q in wanted]), wanted)
     if "," not in query and not Path(run_or_file).is_file() and (Path(query).exists() or query in BUILTIN_DATASETS):
         return load_embeddings(run_or_file, query, accelerator, devices)
     missing = next(q for q in wanted if q not in lookup)
@@ -31,11 +42,12 @@ def _queries(query: str | None, searcher: NeighborIndex, run_or_file, accelerato
 
 def neighbors(run_or_file, data: str | None = None, query: str | None = None, k: int = 10,
               index: str | os.PathLike | None = None, kind: str = "auto", out=None,
-              accelerator: str | None = None, devices: str | None = None) -> list[tuple]:
+              accelerator: str | None = None, devices: str | None = None) -> NeighborRows:
     """Rows ``(query_id, rank, neighbour_id, similarity)``: the ``k`` most similar samples of
     ``data`` for each query. With ``index`` a saved index is reused if the file exists,
     else the new one is saved there. ``out``: also write the rows as a TSV file.
     ``accelerator``/``devices``: where a run embeds (default: the run's, else CPU)."""
+    base = None
     if index is not None and Path(index).is_file():
         searcher = NeighborIndex.load(index)
     else:
@@ -44,11 +56,13 @@ def neighbors(run_or_file, data: str | None = None, query: str | None = None, k:
         if index is not None:
             searcher.save(index)
     check_count("k", k, len(searcher.ids_))
-    queries = _queries(query, searcher, run_or_file, accelerator, devices)
+    stage("searching a %s index of %d samples", searcher.description_, len(searcher.ids_))
+    queries = _queries(query, searcher, run_or_file, accelerator, devices, base)
     similarities, positions = searcher.search(queries.embeddings, k)
-    rows = [(queries.ids[q], rank + 1, searcher.ids_[p], float(s))
-            for q in range(len(queries)) for rank, (p, s) in enumerate(zip(positions[q], similarities[q]))
-            if p >= 0]
+    rows = NeighborRows((queries.ids[q], rank + 1, searcher.ids_[p], float(s))
+                        for q in range(len(queries)) for rank, (p, s) in enumerate(zip(positions[q], similarities[q]))
+                        if p >= 0)
+    rows.index_description = searcher.description_
     if out is not None:
         write_table(out, ("query_id", "rank", "neighbor_id", "similarity"), rows)
     return rows

@@ -10,7 +10,7 @@ import time
 
 from selfsup.config import PretrainConfig
 from selfsup.evaluate.monitoring import RepresentationMonitor
-from selfsup.evaluate.run import evaluate_model
+from selfsup.evaluate.run import evaluate_model, evaluation_size
 from selfsup.methods import Method
 from selfsup.progress import stage
 from selfsup.runs import Run
@@ -55,6 +55,7 @@ def _pretrain(prepared) -> dict:
         **{f"baseline_{k}": v for k, v in baseline.items()},
         "backbone": config.backbone, "image_size": config.image_size,
         "train_samples": len(train), "test_samples": 0 if test is None else len(test),
+        "evaluation_train_samples": evaluation_size(len(train)),
         "skipped_files": len(source.skipped),
         "skipped": [{"file": f, "reason": why} for f, why in source.skipped],
         "protocol": run.protocol,

@@ -5,7 +5,8 @@ import pytest
 from sklearn.datasets import load_digits
 
 from selfsup.config import ConfigError
-from selfsup.tasks.curate import HierarchicalCurator, class_entropy, split_budget
+from selfsup.tasks import curate as curate_module
+from selfsup.tasks.curate import HierarchicalCurator, class_entropy, members_of, resampled_kmeans, split_budget
 
 
 def test_split_budget_is_balanced_within_capacities():
@@ -47,3 +48,16 @@ def test_curate_command_writes_ids(digits_run, tmp_path, capsys):
     assert '"class_entropy_curated"' in out
     ids = (tmp_path / "ids.txt").read_text().split()
     assert len(ids) == 200 and len(set(ids)) == 200
+
+
+def test_kmeans_fits_on_a_sample_and_assigns_everything(monkeypatch):
+    monkeypatch.setattr(curate_module, "FIT_PER_CLUSTER", 10)  # 20 clusters fitted on 200 of 2000 points
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(20, 8)) * 6)[rng.integers(0, 20, 2000)] + rng.normal(size=(2000, 8))
+    x = x.astype(np.float32)
+    centroids, assignment = resampled_kmeans(x, 20, resample_steps=2)
+    assert centroids.shape == (20, 8) and assignment.shape == (2000,)
+    nearest = ((x[:, None] - centroids[None]) ** 2).sum(axis=2).argmin(axis=1)
+    assert (assignment == nearest).mean() > 0.999  # float ties aside, every point to its nearest
+    groups = members_of(assignment, 20)
+    assert sum(map(len, groups)) == 2000 and all((assignment[g] == c).all() for c, g in enumerate(groups))

@@ -6,7 +6,7 @@ from PIL import Image
 from selfsup.tasks.dedupe import dedupe, duplicate_groups, keep_list
 
 
-def test_groups_are_connected_components_and_keep_one_each():
+def test_groups_keep_one_each():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(50, 8)).astype(np.float32)
     x[10], x[20] = x[3], x[3] + 1e-4  # 3, 10, 20 duplicates
@@ -14,6 +14,43 @@ def test_groups_are_connected_components_and_keep_one_each():
     groups = duplicate_groups(x, threshold=0.99)
     assert sorted(groups) == [[3, 10, 20], [7, 40]]
     assert keep_list(50, groups) == [i for i in range(50) if i not in (10, 20, 40)]
+
+
+def test_groups_are_stars_that_do_not_chain():
+    angle = np.deg2rad(20)  # a ~ b and b ~ c at 20 degrees; a and c 40 degrees apart
+    x = np.array([[np.cos(i * angle), np.sin(i * angle), 0] for i in range(3)], dtype=np.float32)
+    assert duplicate_groups(x, threshold=np.cos(np.deg2rad(25)), center=False) == [[0, 1]]
+    assert duplicate_groups(x, threshold=np.cos(np.deg2rad(45)), center=False) == [[0, 1, 2]]
+    assert duplicate_groups(x[::-1], threshold=np.cos(np.deg2rad(25)), center=False) == [[0, 1]]
+
+
+def test_range_search_inside_clusters_finds_planted_copies():
+    rng = np.random.default_rng(1)
+    centres = rng.normal(size=(20, 32)) * 2  # unrelated pairs of a cluster near cosine 0.8
+    x = (centres[rng.integers(0, 20, 3000)] + rng.normal(size=(3000, 32))).astype(np.float32)
+    copies = rng.choice(3000, 60, replace=False)
+    originals = np.setdiff1d(np.arange(3000), copies)[rng.integers(0, 2940, 60)]
+    x[copies] = x[originals] + rng.normal(scale=0.01, size=(60, 32))
+    groups = duplicate_groups(x, threshold=0.98, clusters=20)
+    group_of = {i: g for g, members in enumerate(groups) for i in members}
+    assert all(group_of.get(a, -1) == group_of.get(b, -2) for a, b in zip(copies, originals))
+    assert sum(len(g) for g in groups) <= 130  # the copies and their originals, little else
+    everything = duplicate_groups(x, threshold=0.98, clusters=1)  # one cluster: an exact range search
+    assert sorted(map(sorted, everything)) == sorted(map(sorted, groups))
+
+
+def test_a_pair_split_by_a_cluster_boundary_is_found(monkeypatch):
+    from selfsup.tasks import dedupe as dedupe_module
+
+    rng = np.random.default_rng(0)
+    a, b = np.eye(16)[0], np.eye(16)[1]
+    spread = np.concatenate([np.zeros((200, 2)), rng.normal(scale=0.3, size=(200, 14))], axis=1)
+    x = np.concatenate([np.r_[[a] * 100, [b] * 100] + spread,
+                        [0.55 * a + 0.45 * b, 0.45 * a + 0.55 * b]]).astype(np.float32)  # 200, 201: cosine 0.98
+    assert [sorted(g) for g in duplicate_groups(x, threshold=0.97, center=False, clusters=2)] == [[200, 201]]
+    nearest_two = dedupe_module.nearest_two  # searching each cluster's own samples only misses the pair:
+    monkeypatch.setattr(dedupe_module, "nearest_two", lambda x, c: np.repeat(nearest_two(x, c)[:, :1], 2, axis=1))
+    assert duplicate_groups(x, threshold=0.97, center=False, clusters=2) == []
 
 
 def test_planted_duplicates_in_a_folder_are_found(digits_run, tmp_path):

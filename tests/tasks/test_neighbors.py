@@ -3,6 +3,7 @@ import pytest
 
 from selfsup.cli import run
 from selfsup.data import DataError
+from selfsup.evaluate import neighbours as neighbours_module
 from selfsup.evaluate.neighbours import NeighborIndex
 from selfsup.tasks.neighbors import neighbors
 
@@ -42,3 +43,38 @@ def test_neighbors_of_a_run_and_a_reused_index(digits_run, tmp_path, capsys):
     assert capsys.readouterr().out.splitlines()[0].startswith("7\t1\t7\t")
     with pytest.raises(DataError, match="query='nope'"):
         neighbors(digits_run, query="0,nope")
+
+
+def test_ivf_above_the_exact_size_is_close_to_exact_and_survives_saving(tmp_path, monkeypatch):
+    x, _ = blobs(n=4000, d=16)
+    monkeypatch.setattr(neighbours_module, "EXACT_MAX", 3999)
+    ivf = NeighborIndex().fit(x)
+    assert ivf.kind_ == "ivf" and ivf.index_.nlist == 63 and ivf.index_.nprobe == 16
+    assert ivf.description_ == "ivf (63 cells, 16 probed; approximate)"
+    _, approximate = ivf.search(x[:200], 10)
+    _, exact = NeighborIndex("flat").fit(x).search(x[:200], 10)
+    recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approximate, exact)])
+    assert recall >= 0.9, recall
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    assert np.allclose(ivf.vectors([3, 7]), unit[[3, 7]], atol=1e-6)  # stored vectors by position
+    ivf.save(tmp_path / "x.faiss")
+    again = NeighborIndex.load(tmp_path / "x.faiss")
+    assert again.description_ == ivf.description_ and (again.search(x[:200], 10)[1] == approximate).all()
+    assert np.allclose(again.vectors([3]), unit[[3]], atol=1e-6)
+    monkeypatch.setattr(neighbours_module, "EXACT_MAX", 4000)
+    assert NeighborIndex().fit(x).kind_ == "flat"
+
+
+def test_neighbors_of_a_file_says_its_index(tmp_path, monkeypatch, capsys):
+    from selfsup.tasks.embed import write_embeddings
+
+    x, _ = blobs(n=3000, d=16)
+    write_embeddings(tmp_path / "e.parquet", [f"s{i}" for i in range(len(x))], x)
+    monkeypatch.setattr(neighbours_module, "EXACT_MAX", 1000)
+    rows = neighbors(tmp_path / "e.parquet", query="s0,s9", k=3)
+    assert rows.index_description.startswith("ivf (") and [r[2] for r in rows if r[1] == 1] == ["s0", "s9"]
+    everything = neighbors(tmp_path / "e.parquet", k=2, kind="flat")  # every sample queried
+    assert everything.index_description == "flat (exact)" and len(everything) == 2 * len(x)
+    run(["neighbors", str(tmp_path / "e.parquet"), "--query", "s4", "--k", "2"])
+    captured = capsys.readouterr()
+    assert captured.out.startswith("s4\t1\ts4\t") and "index: ivf (" in captured.err
