@@ -185,7 +185,8 @@ def method_card(name: str) -> str:
     m = METHODS[name]
     o = m.optimizer
     lines = [f"{m.name} ({m.year}): {m.paper}", f"  recipe {m.recipe}; needs {m.needs}",
-             f"  optimizer {o.name}, lr {o.lr:g} x batch/256, weight decay {o.weight_decay:g}",
+             f"  optimizer {o.name}, lr {o.lr:g} x batch/256, weight decay {o.weight_decay:g}, "
+             f"warm-up {m.warmup_fraction:.0%} of the epochs",
              "  options (--method-option NAME=VALUE; defaults are the paper's settings):"]
     lines += [f"    {option:<28} {default!r}" for option, default in option_defaults(m).items()]
     return "\n".join(lines)

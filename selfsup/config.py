@@ -50,7 +50,8 @@ class PretrainConfig:
                                     "(default: the method's, see `selfsup methods`)")
     weight_decay: float | None = option(None, "weight decay (default: the method's, see `selfsup methods`)")
     warmup_epochs: int | None = option(None, "linear learning-rate warm-up before cosine decay "
-                                             "(default: a tenth of the epochs)")
+                                             "(default: the paper's, a tenth of the epochs for most methods, none "
+                                             "for MoCo v2, SimSiam and RotNet)")
     crop_min_scale: float | None = option(None, "smallest area fraction of a random resized (global) crop, "
                                                 "in (0, 1] (default: the method's recipe, e.g. 0.08 for SimCLR)")
     temperature: float | None = option(None, "softmax temperature of contrastive losses (SimCLR default 0.5)")

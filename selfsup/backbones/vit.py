@@ -6,7 +6,8 @@ sizes; ``vit_mini`` (128, 4, 4) is ours for small images on a CPU, where a 12-bl
 costs 1-3 s a step. Patches are 4 px for images up to 64 px (a 32 px image gives 8 x 8
 tokens) and 16 px above. There is no class token: the embedding is the mean of the patch
 tokens after the final LayerNorm, the pooling MAE (fine-tuning) and I-JEPA (evaluation)
-use, and the only one I-JEPA trains. Positional embeddings are fixed 2-D sine-cosine, as
+use, and the only one I-JEPA trains. ``use_class_token()`` adds a learned [CLS] token
+whose output becomes the embedding (DINO's and MoCo v3's ViTs). Positional embeddings are fixed 2-D sine-cosine, as
 in MoCo v3, MAE and I-JEPA.
 
 Weights start as in MAE's reference code (after the JAX ViT): every linear layer and the
@@ -109,8 +110,43 @@ class ViT(TimmModel):
             tokens = gather_tokens(tokens, keep)
         return self.encode(tokens)
 
+    @property
+    def has_class_token(self) -> bool:
+        return self.net.cls_token is not None
+
+    def use_class_token(self) -> "ViT":
+        """Prepend a learned [CLS] token to the patch tokens, its output (after the final
+        norm) the embedding: timm's ``class_token=True, global_pool="token"``, with
+        ``no_embed_class=True`` since the fixed positions are the patches' only (the token
+        has none, as in MoCo v3). Initialised as in DINO (truncated normal, std 0.02)."""
+        if not self.has_class_token:
+            net = self.net
+            net.cls_token = nn.Parameter(nn.init.trunc_normal_(torch.zeros(1, 1, self.dim), std=0.02))
+            net.has_class_token, net.num_prefix_tokens, net.no_embed_class = True, 1, True
+            net.global_pool = "token"
+            self.model_args.update(class_token=True, global_pool="token", no_embed_class=True)
+        return self
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.tokens(x).mean(dim=1)
+        if not self.has_class_token:
+            return self.tokens(x).mean(dim=1)
+        tokens = self.embed_patches(x)
+        token = self.net.cls_token.expand(len(tokens), -1, -1)
+        return self.encode(torch.cat([token, tokens], dim=1))[:, 0]
+
+
+def is_vit(backbone: "str | nn.Module") -> bool:
+    """Whether ``backbone`` (a name, or a built backbone) is a Vision Transformer: a built-in
+    ViT, or a library's model whose architecture name says ViT or DeiT (``timm/vit_*``,
+    ``timm/deit_*``, ``torchvision/vit_*``). Methods whose paper has one setting for ResNets
+    and another for ViTs (MoCo v3) choose by it."""
+    if isinstance(backbone, str):
+        name = backbone.lower()
+        return name in SIZES or ("/" in name and name.split("/", 1)[1].startswith(("vit", "deit")))
+    if isinstance(backbone, ViT):
+        return True
+    return isinstance(backbone, Wrapped) and bool(backbone.library) and \
+        is_vit(f"{backbone.library}/{backbone.architecture}")
 
 
 def require_vit(backbone: nn.Module, method: str) -> ViT:
