@@ -10,8 +10,8 @@ held constant (stop-gradient). No negatives, no momentum encoder:
 The stop-gradient is what prevents collapse (paper, sec. 4.1). Projector: 3 layers of
 width 2048 with BatchNorm on every layer, the output's included; predictor: a 2048-512-2048
 bottleneck with BatchNorm on its hidden layer only. The paper trains with SGD (momentum 0.9,
-lr 0.05 x B/256, weight decay 1e-4, cosine decay without warm-up) and symmetric, SimCLR-like
-augmentation; the predictor's lr is not decayed (``fix_predictor_lr``, the code's
+lr 0.05 x B/256, weight decay 1e-4, cosine decay without warm-up) and MoCo v2's symmetric
+augmentation (the ``mocov2`` recipe: crop 0.2-1, jitter 0.4/0.4/0.4/0.1); the predictor's lr is not decayed (``fix_predictor_lr``, the code's
 ``--fix-pred-lr``, sec. 4.4: "it is beneficial for the predictor to adapt to the latest
 representations").
 """
@@ -31,7 +31,7 @@ class SimSiam(Method):
     name = "simsiam"
     paper = "Chen & He, Exploring Simple Siamese Representation Learning"
     year = 2021
-    recipe = "simclr"
+    recipe = "mocov2"
     needs = "2 views"
     optimizer = OptimizerDefaults("sgd", lr=0.05, weight_decay=1e-4)
     warmup_fraction = 0.0

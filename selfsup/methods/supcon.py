@@ -1,9 +1,10 @@
 """SupCon: Khosla, Teterwak, Wang, Sarna, Tian, Isola, Maschinot, Liu, Krishnan.
 "Supervised Contrastive Learning", NeurIPS 2020.
 
-SimCLR's two views, backbone f and projection MLP g, z = g(f(x)), with labels deciding
-the positives: every other view of the same class pulls, all other views push (L_out,
-averaged over positives outside the log):
+Two views (the ``supcon`` recipe: its code's crop 0.2-1 and jitter 0.4/0.4/0.4/0.1 on
+CIFAR-sized images, SimCLR's views above), backbone f and projection MLP g, z = g(f(x)),
+with labels deciding the positives: every other view of the same class pulls, all other
+views push (L_out, averaged over positives outside the log):
 
     L = tau/tau_base 1/(2N) sum_i -1/|P(i)| sum_{p in P(i)} log exp(z_i.z_p/tau) / sum_{a != i} exp(z_i.z_a/tau)
 
@@ -25,7 +26,7 @@ class SupCon(SimCLR):
     name = "supcon"
     paper = "Khosla et al., Supervised Contrastive Learning"
     year = 2020
-    recipe = "simclr"
+    recipe = "supcon"
     needs = "2 views + labels"
     needs_labels = True
     optimizer = OptimizerDefaults("lars", lr=0.3, weight_decay=1e-6)

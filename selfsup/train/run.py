@@ -82,7 +82,7 @@ def resolve(config: PretrainConfig, source: ImageSource) -> PretrainConfig:
         image_size=source.image_size,
         input_shape=source.input_shape,
         backbone=backbone,
-        crop_min_scale=config.crop_min_scale or (paper["crop_min_scale"] or recipe_crop_scale(cls.recipe)[0]
+        crop_min_scale=config.crop_min_scale or (paper["crop_min_scale"] or recipe_crop_scale(cls.recipe, source.image_size)[0]
                                                  if modality.sized else None),
         optimizer=config.optimizer or paper["optimizer"].name,
         lr=config.lr or paper["optimizer"].lr,
@@ -124,9 +124,9 @@ def views(config: PretrainConfig, modality: str, recipe: str):
         raise ConfigError(f"method={config.method}: {error}") from None
 
 
-def recipe_crop_scale(name: str) -> tuple[float, float]:
-    """The crop scale a recipe uses by default (its paper's)."""
-    return inspect.signature(augment.RECIPES[name]).parameters["crop_scale"].default
+def recipe_crop_scale(name: str, image_size: int) -> tuple[float, float]:
+    """The crop scale image recipe ``name`` uses by default at ``image_size`` px (its paper's)."""
+    return augment.create(name, image_size).views[0].crop_scale
 
 
 def build_backbone(config: PretrainConfig):
