@@ -34,7 +34,8 @@ class PretrainConfig:
                                         "classification model), with random weights "
                                         "(default: vit_mini for MAE/I-JEPA, else smallcnn up to 64 px, resnet18 above)")
     backbone_options: dict | None = option(None, "keyword arguments of a timm/ or torchvision/ backbone, e.g. "
-                                                  "{drop_path_rate: 0.1} (command line: --backbone-option "
+                                                  "{drop_path_rate: 0.1}, or a built-in's options, e.g. "
+                                                  "dilated_cnn's {depth: 6} (command line: --backbone-option "
                                                   "NAME=VALUE, repeatable)", cli=False)
     small_stem: bool | None = option(None, "ResNet stem for small images: 3x3 stride-1 conv, no max-pool "
                                            "(default: on for the built-in resnet18/resnet50, off for timm/ and "
@@ -168,8 +169,8 @@ def validate(config: PretrainConfig) -> None:
 
         problem = check_name(config.backbone)
         _check(problem is None, "backbone", config.backbone, problem)
-    _check(not config.backbone_options or (config.backbone is not None and backbones.is_external(config.backbone)),
-           "backbone_options", config.backbone_options, "only for timm/NAME and torchvision/NAME backbones")
+    if config.backbone_options and config.backbone in backbones.MODALITY:  # a built-in's (else at build)
+        backbones.check_builder_options(config.backbone, config.backbone_options)
     _check(config.optimizer is None or config.optimizer in OPTIMIZERS, "optimizer",
            config.optimizer, f"expected one of {', '.join(OPTIMIZERS)}")
     _check(config.epochs is None or config.epochs >= 1, "epochs", config.epochs, "expected >= 1")
