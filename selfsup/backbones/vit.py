@@ -84,6 +84,9 @@ class ViT(TimmModel):
         with torch.no_grad():
             self.net.pos_embed.copy_(sincos_pos_embed(self.grid_size, width))
         self.net.pos_embed.requires_grad_(False)
+        # other image sizes (multi-crop's local crops): zero-padded to whole patches, their own grid's
+        # positions (``embed_patches``); the run's size is unchanged
+        self.net.patch_embed.strict_img_size, self.net.patch_embed.dynamic_img_pad = False, True
 
     # the parts MAE and I-JEPA use, named as in timm
     patch_embed = property(lambda self: self.net.patch_embed)
@@ -96,8 +99,14 @@ class ViT(TimmModel):
         return self.grid_size[0] * self.grid_size[1]
 
     def embed_patches(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) images -> (B, N, D) patch embeddings plus positions."""
-        return self.patch_embed(x) + self.pos_embed
+        """(B, 3, H, W) images -> (B, N, D) patch embeddings plus positions. An image of
+        another size than the ViT's (a local crop) is zero-padded to whole patches and gets
+        the fixed sine-cosine positions of its own grid, as DINO interpolates its positions."""
+        patches = self.patch_embed(x)
+        if x.shape[-2:] == self.net.patch_embed.img_size:
+            return patches + self.pos_embed
+        grid = self.net.patch_embed.dynamic_feat_size(x.shape[-2:])
+        return patches + sincos_pos_embed(grid, self.dim).to(patches)
 
     def encode(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.norm(self.blocks(self.net.norm_pre(tokens)))
