@@ -100,9 +100,11 @@ class TS2Vec(Method):
         start, total = global_rows(len(window))
         rows = slice(start, start + len(window))
         hidden = torch.rand(total, window.shape[-1], generator=generator)[rows] < self.mask_p
-        kept = torch.rand(total, self.backbone.dim, window.shape[-1], generator=generator)[rows] \
-            >= self.backbone.dropout.p
-        return self.backbone.sequence(window, hidden.to(window.device), kept.to(window.device))
+        # the (B, D, width) dropout draw is large: made on the window's device, seeded from the step's
+        on_device = torch.Generator(window.device).manual_seed(int(torch.randint(2**62, (), generator=generator)))
+        kept = torch.rand(total, self.backbone.dim, window.shape[-1], generator=on_device,
+                          device=window.device)[rows] >= self.backbone.dropout.p
+        return self.backbone.sequence(window, hidden.to(window.device), kept)
 
     def training_step(self, views):
         x = views[0]
