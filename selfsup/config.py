@@ -42,7 +42,8 @@ class PretrainConfig:
                                         "classification model), with random weights "
                                         "(default: vit_mini for MAE/I-JEPA, else smallcnn up to 64 px, resnet18 above)")
     backbone_options: dict | None = option(None, "keyword arguments of a timm/ or torchvision/ backbone, e.g. "
-                                                  "{drop_path_rate: 0.1} (command line: --backbone-option "
+                                                  "{drop_path_rate: 0.1}, or a built-in's options, e.g. "
+                                                  "dilated_cnn's {depth: 6} (command line: --backbone-option "
                                                   "NAME=VALUE, repeatable)", cli=False)
     small_stem: bool | None = option(None, "ResNet stem for small images: 3x3 stride-1 conv, no max-pool "
                                            "(default: on for the built-in resnet18/resnet50, off for timm/ and "
@@ -58,7 +59,8 @@ class PretrainConfig:
                                     "(default: the method's, see `selfsup methods`)")
     weight_decay: float | None = option(None, "weight decay (default: the method's, see `selfsup methods`)")
     warmup_epochs: int | None = option(None, "linear learning-rate warm-up before cosine decay "
-                                             "(default: a tenth of the epochs)")
+                                             "(default: the paper's, a tenth of the epochs for most methods, none "
+                                             "for MoCo v2, SimSiam and RotNet)")
     crop_min_scale: float | None = option(None, "smallest area fraction of a random resized (global) crop, "
                                                 "in (0, 1] (default: the method's recipe, e.g. 0.08 for SimCLR)")
     temperature: float | None = option(None, "softmax temperature of contrastive losses (SimCLR default 0.5)")
@@ -189,8 +191,8 @@ def validate(config: PretrainConfig) -> None:
 
         problem = check_name(config.backbone)
         _check(problem is None, "backbone", config.backbone, problem)
-    _check(not config.backbone_options or (config.backbone is not None and backbones.is_external(config.backbone)),
-           "backbone_options", config.backbone_options, "only for timm/NAME and torchvision/NAME backbones")
+    if config.backbone_options and config.backbone in backbones.MODALITY:  # a built-in's (else at build)
+        backbones.check_builder_options(config.backbone, config.backbone_options)
     _check(config.optimizer is None or config.optimizer in OPTIMIZERS, "optimizer",
            config.optimizer, f"expected one of {', '.join(OPTIMIZERS)}")
     _check(config.epochs is None or 1 <= config.epochs <= MAX_EPOCHS, "epochs", config.epochs,

@@ -2,8 +2,22 @@
 
 ``simclr``: Chen et al. 2020, "A Simple Framework for Contrastive Learning of Visual
 Representations", appendix A: random resized crop (scale 0.08-1) with flip, colour jitter
-(strength s=1: brightness/contrast/saturation 0.8, hue 0.2) with p=0.8, grayscale p=0.2,
-Gaussian blur p=0.5 (sigma 0.1-2, kernel 10% of the side; the paper drops it for CIFAR).
+of strength s (brightness/contrast/saturation 0.8 s, hue 0.2 s) with p=0.8, grayscale
+p=0.2, Gaussian blur p=0.5 (sigma 0.1-2, kernel 10% of the side). s = 1 on ImageNet, and
+0.5 for images of 32 px or less, the paper's CIFAR-10 setting (appendix B.9), where it
+also drops the blur.
+
+``mocov2``: Chen et al. 2020, "Improved Baselines with Momentum Contrastive Learning" (its
+code's ``augmentation``), which SimSiam (Chen & He 2021, appendix A) uses as well: SimCLR's
+view with a crop of scale 0.2-1 and jitter (0.4, 0.4, 0.4, 0.1), i.e. s = 0.5, at every size.
+
+``supcon``: Khosla et al. 2020, "Supervised Contrastive Learning", its code's CIFAR views
+(main_supcon.py): crop of scale 0.2-1, jitter (0.4, 0.4, 0.4, 0.1) with p=0.8, grayscale
+p=0.2, no blur, for images of 32 px or less; above, SimCLR's ImageNet view ("SimAugment",
+one of the paper's ImageNet augmentations; its best, AutoAugment, is not offered here).
+
+Every one of these takes ``crop_scale``, ``jitter_strength`` and ``blur`` as options:
+``create("simclr", 32, jitter_strength=1.0)``.
 
 ``byol``: Grill et al. 2020, "Bootstrap Your Own Latent", table 6: the same crop and flip,
 jitter (0.4, 0.4, 0.2, 0.1) with p=0.8, grayscale p=0.2, and asymmetric views: blur
@@ -122,17 +136,44 @@ class Recipe:
         return [finish_view(x, spec, generator, mean, std) for x, spec in zip(cropped, self.views)]
 
 
+def small(size: int) -> bool:
+    """Whether ``size`` px is a CIFAR-sized image, for which the papers change their views."""
+    return size <= 32
+
+
+def simclr_view(size: int, crop_scale, jitter_strength: float, blur: bool) -> ViewSpec:
+    """SimCLR's view with colour distortion of strength ``jitter_strength``."""
+    s = jitter_strength
+    return ViewSpec(size, tuple(crop_scale), brightness=0.8 * s, contrast=0.8 * s, saturation=0.8 * s,
+                    hue=0.2 * s, blur_p=0.5 if blur else 0.0)
+
+
 @register("image")
-def simclr(size: int, crop_scale=(0.08, 1.0), blur: bool | None = None) -> Recipe:
-    blur = size > 32 if blur is None else blur
-    view = ViewSpec(size, crop_scale, brightness=0.8, contrast=0.8, saturation=0.8, hue=0.2,
-                    blur_p=0.5 if blur else 0.0)
+def simclr(size: int, crop_scale=(0.08, 1.0), jitter_strength: float | None = None,
+           blur: bool | None = None) -> Recipe:
+    jitter_strength = (0.5 if small(size) else 1.0) if jitter_strength is None else jitter_strength
+    view = simclr_view(size, crop_scale, jitter_strength, not small(size) if blur is None else blur)
     return Recipe("simclr", (view, view))
 
 
 @register("image")
+def mocov2(size: int, crop_scale=(0.2, 1.0), jitter_strength: float = 0.5, blur: bool | None = None) -> Recipe:
+    view = simclr_view(size, crop_scale, jitter_strength, not small(size) if blur is None else blur)
+    return Recipe("mocov2", (view, view))
+
+
+@register("image")
+def supcon(size: int, crop_scale=None, jitter_strength: float | None = None, blur: bool | None = None) -> Recipe:
+    if crop_scale is None:
+        crop_scale = (0.2, 1.0) if small(size) else (0.08, 1.0)
+    jitter_strength = (0.5 if small(size) else 1.0) if jitter_strength is None else jitter_strength
+    view = simclr_view(size, crop_scale, jitter_strength, not small(size) if blur is None else blur)
+    return Recipe("supcon", (view, view))
+
+
+@register("image")
 def byol(size: int, crop_scale=(0.08, 1.0), blur: bool | None = None) -> Recipe:
-    blur = size > 32 if blur is None else blur
+    blur = not small(size) if blur is None else blur
     view = ViewSpec(size, crop_scale, brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1)
     return Recipe("byol", (replace(view, blur_p=1.0 if blur else 0.0),
                            replace(view, blur_p=0.1 if blur else 0.0, solarize_p=0.2)))
@@ -155,14 +196,14 @@ def multicrop(recipe: Recipe, local_crops: int, local_view: ViewSpec | None = No
 @register("image")
 def swav(size: int, crop_scale=(0.14, 1.0), local_crops: int = 6, local_size: int | None = None,
          local_scale=(0.05, 0.14), blur: bool | None = None) -> Recipe:
-    global_views = replace(simclr(size, crop_scale, blur), name="swav")
+    global_views = replace(simclr(size, crop_scale, jitter_strength=1.0, blur=blur), name="swav")
     return multicrop(global_views, local_crops, local_size=local_size, local_scale=local_scale)
 
 
 @register("image")
 def dino(size: int, crop_scale=(0.4, 1.0), local_crops: int = 8, local_size: int | None = None,
          local_scale=(0.05, 0.4), blur: bool | None = None) -> Recipe:
-    blur = size > 32 if blur is None else blur
+    blur = not small(size) if blur is None else blur
     global_views = replace(byol(size, crop_scale, blur), name="dino")
     local_view = replace(global_views.views[0], blur_p=0.5 if blur else 0.0, solarize_p=0.0)
     return multicrop(global_views, local_crops, local_view, local_size, local_scale)

@@ -64,7 +64,7 @@ def scarf(corruption: float = 0.6) -> FloatRecipe:
     return FloatRecipe("scarf", (TableView(), TableView(corruption=corruption)))
 
 
-@register("table", "simclr", "byol")
+@register("table", "simclr", "byol", "mocov2", "supcon")
 def contrastive(corruption: float = 0.3, noise: float = 0.1) -> FloatRecipe:
     view = TableView(corruption=corruption, noise=noise)
     return FloatRecipe("contrastive", (view, view))

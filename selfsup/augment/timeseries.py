@@ -136,7 +136,7 @@ class SeriesView:
         return mask_spans(x, generator, self.mask) if self.mask else x
 
 
-@register("timeseries", "simclr", "byol")
+@register("timeseries", "simclr", "byol", "mocov2", "supcon")
 def contrastive(crop_scale=(0.5, 1.0)) -> FloatRecipe:
     view = SeriesView(crop_scale=tuple(crop_scale), mask=0.1)
     return FloatRecipe("contrastive", (view, view))

@@ -28,7 +28,9 @@ from __future__ import annotations
 # Importing a module registers its backbones; this order is the order they are listed in.
 from selfsup.backbones import images, vit, tables, timeseries  # noqa: F401
 from selfsup.backbones.external import Wrapped, is_external, weights_module, wrap
-from selfsup.backbones.registry import MODALITY, create, default_small_stem, known, modality, register
+from selfsup.backbones.registry import (MODALITY, builder_options, check_builder_options, create,
+                                        default_small_stem, known, modality, register)
+from selfsup.backbones.vit import is_vit
 
-__all__ = ["MODALITY", "Wrapped", "create", "default_small_stem", "is_external", "known", "modality", "register",
-           "weights_module", "wrap"]
+__all__ = ["MODALITY", "Wrapped", "builder_options", "check_builder_options", "create", "default_small_stem", "is_external", "is_vit", "known", "modality",
+           "register", "weights_module", "wrap"]

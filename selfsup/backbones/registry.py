@@ -1,12 +1,14 @@
 """Backbones by name. Each builder registers itself where it is defined, with its
 modality, and every builder is called the same way, ``build(small_stem=..., image_size=...,
 input_shape=...)``: it takes the keywords it needs and ignores the rest, so ``create`` never
-has to know which kind of backbone it is building. ``timm/NAME`` and ``torchvision/NAME``
-are image backbones built by their library (``selfsup.backbones.external``), with its
-keyword arguments as ``options``."""
+has to know which kind of backbone it is building. A builder's other keyword arguments
+with defaults are its ``options`` (``builder_options``; the widths of ``dilated_cnn``).
+``timm/NAME`` and ``torchvision/NAME`` are image backbones built by their library
+(``selfsup.backbones.external``), with its keyword arguments as ``options``."""
 
 from __future__ import annotations
 
+import inspect
 from typing import Callable
 
 from torch import nn
@@ -47,6 +49,29 @@ def default_small_stem(name: str) -> bool:
     return not is_external(name)
 
 
+COMMON = {"small_stem", "image_size", "input_shape"}  # what every builder is called with
+
+
+def builder_options(name: str) -> dict:
+    """The options of built-in backbone ``name`` and their defaults (none for most)."""
+    return {key: p.default for key, p in inspect.signature(BUILDERS[name]).parameters.items()
+            if key not in COMMON and p.default is not inspect.Parameter.empty}
+
+
+def check_builder_options(name: str, options: dict) -> None:
+    """ConfigError unless every one of ``options`` is an option of ``name`` with a value of
+    its default's type."""
+    accepted = builder_options(name) if name in BUILDERS else {}
+    for key, value in options.items():
+        if key not in accepted:
+            takes = f"takes {', '.join(accepted)}" if accepted else "takes none"
+            raise ConfigError(f"backbone_options={options!r}: {name} {takes}; a library's backbone "
+                              f"(timm/NAME, torchvision/NAME) takes its library's keyword arguments")
+        default = accepted[key]
+        if type(value) is not type(default) and not (isinstance(default, float) and type(value) is int):
+            raise ConfigError(f"backbone_options.{key}={value!r}: expected {type(default).__name__}")
+
+
 def create(name: str, small_stem: bool | None = None, image_size: int = 224, input_shape=None,
            options: dict | None = None) -> nn.Module:
     """``small_stem`` concerns the ResNets (default: ``default_small_stem(name)``);
@@ -59,12 +84,10 @@ def create(name: str, small_stem: bool | None = None, image_size: int = 224, inp
     if is_external(name):
         channels = int(input_shape[0]) if input_shape else 3  # an image's input_shape is (C, H, W)
         return create_external(name, image_size, small_stem, options, channels)
-    if options:
-        raise ConfigError(f"backbone_options={options!r}: only timm/ and torchvision/ backbones take options, "
-                          f"not {name}")
     if name not in BUILDERS:
         raise ValueError(f"unknown backbone {name!r}; available: {', '.join(MODALITY)}")
+    check_builder_options(name, options or {})
     if MODALITY[name] != "image" and not input_shape:  # table and series layers are sized by the data
         raise ValueError(f"backbone {name!r} needs the input shape of the data")
     return BUILDERS[name](small_stem=small_stem, image_size=image_size,
-                          input_shape=list(input_shape) if input_shape else None)
+                          input_shape=list(input_shape) if input_shape else None, **(options or {}))

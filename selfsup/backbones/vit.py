@@ -6,7 +6,8 @@ sizes; ``vit_mini`` (128, 4, 4) is ours for small images on a CPU, where a 12-bl
 costs 1-3 s a step. Patches are 4 px for images up to 64 px (a 32 px image gives 8 x 8
 tokens) and 16 px above. There is no class token: the embedding is the mean of the patch
 tokens after the final LayerNorm, the pooling MAE (fine-tuning) and I-JEPA (evaluation)
-use, and the only one I-JEPA trains. Positional embeddings are fixed 2-D sine-cosine, as
+use, and the only one I-JEPA trains. ``use_class_token()`` adds a learned [CLS] token
+whose output becomes the embedding (DINO's and MoCo v3's ViTs). Positional embeddings are fixed 2-D sine-cosine, as
 in MoCo v3, MAE and I-JEPA.
 
 Weights start as in MAE's reference code (after the JAX ViT): every linear layer and the
@@ -85,6 +86,9 @@ class ViT(TimmModel):
         with torch.no_grad():
             self.net.pos_embed.copy_(sincos_pos_embed(self.grid_size, width))
         self.net.pos_embed.requires_grad_(False)
+        # other image sizes (multi-crop's local crops): zero-padded to whole patches, their own grid's
+        # positions (``embed_patches``); the run's size is unchanged
+        self.net.patch_embed.strict_img_size, self.net.patch_embed.dynamic_img_pad = False, True
 
     # the parts MAE and I-JEPA use, named as in timm
     patch_embed = property(lambda self: self.net.patch_embed)
@@ -97,8 +101,14 @@ class ViT(TimmModel):
         return self.grid_size[0] * self.grid_size[1]
 
     def embed_patches(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) images -> (B, N, D) patch embeddings plus positions."""
-        return self.patch_embed(x) + self.pos_embed
+        """(B, C, H, W) images -> (B, N, D) patch embeddings plus positions. An image of
+        another size than the ViT's (a local crop) is zero-padded to whole patches and gets
+        the fixed sine-cosine positions of its own grid, as DINO interpolates its positions."""
+        patches = self.patch_embed(x)
+        if x.shape[-2:] == self.net.patch_embed.img_size:
+            return patches + self.pos_embed
+        grid = self.net.patch_embed.dynamic_feat_size(x.shape[-2:])
+        return patches + sincos_pos_embed(grid, self.dim).to(patches)
 
     def encode(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.norm(self.blocks(self.net.norm_pre(tokens)))
@@ -111,8 +121,43 @@ class ViT(TimmModel):
             tokens = gather_tokens(tokens, keep)
         return self.encode(tokens)
 
+    @property
+    def has_class_token(self) -> bool:
+        return self.net.cls_token is not None
+
+    def use_class_token(self) -> "ViT":
+        """Prepend a learned [CLS] token to the patch tokens, its output (after the final
+        norm) the embedding: timm's ``class_token=True, global_pool="token"``, with
+        ``no_embed_class=True`` since the fixed positions are the patches' only (the token
+        has none, as in MoCo v3). Initialised as in DINO (truncated normal, std 0.02)."""
+        if not self.has_class_token:
+            net = self.net
+            net.cls_token = nn.Parameter(nn.init.trunc_normal_(torch.zeros(1, 1, self.dim), std=0.02))
+            net.has_class_token, net.num_prefix_tokens, net.no_embed_class = True, 1, True
+            net.global_pool = "token"
+            self.model_args.update(class_token=True, global_pool="token", no_embed_class=True)
+        return self
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.tokens(x).mean(dim=1)
+        if not self.has_class_token:
+            return self.tokens(x).mean(dim=1)
+        tokens = self.embed_patches(x)
+        token = self.net.cls_token.expand(len(tokens), -1, -1)
+        return self.encode(torch.cat([token, tokens], dim=1))[:, 0]
+
+
+def is_vit(backbone: "str | nn.Module") -> bool:
+    """Whether ``backbone`` (a name, or a built backbone) is a Vision Transformer: a built-in
+    ViT, or a library's model whose architecture name says ViT or DeiT (``timm/vit_*``,
+    ``timm/deit_*``, ``torchvision/vit_*``). Methods whose paper has one setting for ResNets
+    and another for ViTs (MoCo v3) choose by it."""
+    if isinstance(backbone, str):
+        name = backbone.lower()
+        return name in SIZES or ("/" in name and name.split("/", 1)[1].startswith(("vit", "deit")))
+    if isinstance(backbone, ViT):
+        return True
+    return isinstance(backbone, Wrapped) and bool(backbone.library) and \
+        is_vit(f"{backbone.library}/{backbone.architecture}")
 
 
 def require_vit(backbone: nn.Module, method: str) -> ViT:

@@ -4,10 +4,13 @@ For 2N views (two of each of N samples) with labels y and s_ij = cos(z_i, z_j) /
 A(i) be every view but i and P(i) the views in A(i) with the label of i (always including
 the other view of i itself):
 
-    L = 1/(2N) * sum_i  -1/|P(i)| * sum_{p in P(i)} log( exp(s_ip) / sum_{a in A(i)} exp(s_ia) )
+    L = tau / tau_base * 1/(2N) * sum_i  -1/|P(i)| * sum_{p in P(i)} log( exp(s_ip) / sum_{a in A(i)} exp(s_ia) )
 
 The average over positives sits outside the log, the form the paper finds trains best.
-With one view pair per label this is NT-Xent.
+The factor tau / tau_base (tau_base = 0.07) is the authors' code's (SupContrast
+``losses.py``), for which their learning rates were chosen; the paper's eq. 2 leaves it out
+(``base_temperature=temperature`` gives that form). With one view pair per label and
+tau_base = tau this is NT-Xent.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from selfsup.losses.precision import float32
 
 @float32
 def supcon_loss(z1: torch.Tensor, z2: torch.Tensor, labels: torch.Tensor, temperature: float = 0.1,
-                gather_distributed: bool = False) -> torch.Tensor:
+                base_temperature: float = 0.07, gather_distributed: bool = False) -> torch.Tensor:
     """Mean L_out over both views of the local batch. With ``gather_distributed`` the
     candidates (and their labels) come from all processes; the result then equals the loss
     of the concatenated global batch averaged over ranks."""
@@ -44,4 +47,4 @@ def supcon_loss(z1: torch.Tensor, z2: torch.Tensor, labels: torch.Tensor, temper
     log_prob = logits.log_softmax(dim=1).masked_fill(is_self, 0.0)
     positive = (query_labels[:, None] == candidate_labels[None, :]) & ~is_self
     per_anchor = -(log_prob * positive).sum(dim=1) / positive.sum(dim=1)
-    return per_anchor.mean()
+    return temperature / base_temperature * per_anchor.mean()

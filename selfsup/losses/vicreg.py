@@ -5,11 +5,15 @@
     v(Z)     = 1/d sum_j max(0, gamma - sqrt(Var(z^j) + eps))          variance
     c(Z)     = 1/d sum_{i != j} C(Z)_ij^2,
                C(Z) = 1/(n-1) sum_b (z_b - mean)(z_b - mean)^T          covariance
-    L = lambda s(Z, Z') + mu [v(Z) + v(Z')] + nu [c(Z) + c(Z')]
+    L = lambda s(Z, Z') + mu [v(Z) + v(Z')] / 2 + nu [c(Z) + c(Z')]
 
 with gamma = 1, eps = 1e-4, lambda = mu = 25, nu = 1. The invariance term is the mean
 squared error over all n x d entries, as in the paper's pseudo-code (algorithm 1) and
-code, for which the coefficients were tuned (eq. 5 writes the sum over dimensions).
+code, for which the coefficients were tuned (eq. 5 writes the sum over dimensions). The
+two views' variance terms are averaged, as in the authors' code (``main_vicreg.py``:
+``std_loss = mean(relu(1 - std_x)) / 2 + mean(relu(1 - std_y)) / 2``), for which mu = 25
+was tuned; eq. 6 writes their sum, which doubles the weight. The covariance terms are
+summed there and here.
 """
 
 from __future__ import annotations
@@ -48,5 +52,5 @@ def vicreg_loss(z1: torch.Tensor, z2: torch.Tensor, invariance_weight: float = 2
     if gather_distributed:
         z1, z2 = gather(z1), gather(z2)
     return (invariance_weight * invariance(z1, z2)
-            + variance_weight * (variance(z1) + variance(z2))
+            + variance_weight * (variance(z1) + variance(z2)) / 2
             + covariance_weight * (covariance(z1) + covariance(z2)))

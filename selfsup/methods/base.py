@@ -1,6 +1,7 @@
 """What every method shares: a backbone, ``training_step(views) -> StepOutput``,
-``embed(x)`` (also ``method(x)``), a hook after each optimizer step, and the paper's
-optimizer defaults."""
+``embed(x)`` (also ``method(x)``), hooks before and after each optimizer step, and the
+paper's training settings: optimizer, warm-up, crop (``paper_settings``), parameters whose
+learning rate stays fixed, and a weight-decay schedule."""
 
 from __future__ import annotations
 
@@ -52,6 +53,15 @@ class Method(nn.Module):
     crop_min_scale: float | None = None  # where the paper's crop differs from its recipe's
     min_batch_size: int = 2  # samples a step needs (W-MSE: more than its embedding size)
     optimizer: OptimizerDefaults = OptimizerDefaults("adamw", 1e-3, 0.05)
+    warmup_fraction: float = 0.1  # the paper's linear lr warm-up, as a fraction of the epochs (0: none)
+
+    @classmethod
+    def paper_settings(cls, backbone: str) -> dict:
+        """The paper's ``optimizer``, ``warmup_fraction`` and ``crop_min_scale`` for a run on
+        backbone ``backbone`` (a name); a method whose paper has one setting per kind of
+        backbone (MoCo v3: ResNet or ViT) overrides this."""
+        return dict(optimizer=cls.optimizer, warmup_fraction=cls.warmup_fraction,
+                    crop_min_scale=cls.crop_min_scale)
 
     def __init__(self, backbone: nn.Module):
         super().__init__()
@@ -72,6 +82,22 @@ class Method(nn.Module):
         """``method(x)`` is ``method.embed(x)``: a method is, to the code after training, its
         encoder (and so it can be wrapped for several devices)."""
         return self.embed(x)
+
+    def fixed_lr_parameters(self) -> list[nn.Parameter]:
+        """Parameters whose learning rate the schedule leaves at its base value (no warm-up,
+        no decay), such as SimSiam's predictor with ``fix_predictor_lr``."""
+        return []
+
+    def weight_decay_at(self, progress: float, weight_decay: float) -> float:
+        """The weight decay of the decayed parameters at ``progress`` (0 to 1) of training,
+        for a run whose weight decay is ``weight_decay``: constant unless the paper
+        schedules it (DINO)."""
+        return weight_decay
+
+    def before_optimizer_step(self, progress: float, epoch: int) -> None:
+        """Called after the backward pass of step k of K (``progress = k / K``, in epoch
+        ``epoch`` counting from 0), before the optimizer uses the gradients: the place to
+        clip or drop them."""
 
     def after_optimizer_step(self, progress: float) -> None:
         """Called after optimizer step k of K with ``progress = k / K`` (k counts from 0)."""

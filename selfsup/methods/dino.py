@@ -17,10 +17,18 @@ training (the paper's warm-up is 30 epochs), then constant. The head is a 3-laye
 layer without bias whose weight norm is fixed to 1. The centre is a buffer, so it is
 checkpointed; with ``gather_distributed`` its batch mean spans all processes.
 
-The paper uses m_base = 0.996, K = 65536 and AdamW (lr 0.0005 x B/256, weight decay
-0.04 rising to 0.4, gradient clipping 3.0, the last layer frozen in epoch 1). For small
-data and short runs we default to m_base = 0.99 and K = 4096, with a constant weight
-decay of 0.04 and neither clipping nor last-layer freezing.
+The paper uses m_base = 0.996, K = 65536 and AdamW (lr 0.0005 x B/256, 10 warm-up epochs),
+and so do we, as options, in the rest of its code's (main_dino.py) training:
+
+- the weight decay rises from 0.04 (the run's ``weight_decay``) to ``weight_decay_end`` =
+  0.4 along a cosine over training: wd(t) = end + (start - end)(1 + cos(pi t / T)) / 2;
+- every student parameter's gradient is clipped to norm ``clip_grad`` = 3.0 on its own
+  (per parameter, not the global norm; 0 turns it off);
+- the last layer of the head gets no update in the first ``freeze_last_layer`` = 1 epochs;
+- on a ViT the embedding, and the head's input, is the output of a [CLS] token
+  (``class_token``; other backbones have none).
+
+For small data and short runs we default to m_base = 0.99 and K = 4096.
 """
 
 from __future__ import annotations
@@ -28,12 +36,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from selfsup.backbones.vit import ViT
 from selfsup.heads import DINOHead
 from selfsup.losses import dino_loss, updated_center
 from selfsup.methods.base import Method, OptimizerDefaults, step_output
 from selfsup.methods.byol import cosine_momentum
 from selfsup.methods.ema import ema_update, frozen_copy
 from selfsup.methods.multicrop import forward_multicrop
+from selfsup.methods.optim import cosine_schedule
 from selfsup.methods.registry import register
 
 
@@ -57,7 +67,11 @@ class DINO(Method):
     def __init__(self, backbone: nn.Module, out_dim: int = 4096, hidden_dim: int = 2048,
                  bottleneck_dim: int = 256, temperature: float = 0.1, teacher_temperature: float = 0.07,
                  warmup_teacher_temperature: float = 0.04, teacher_temperature_warmup: float = 0.3,
-                 center_momentum: float = 0.9, base_momentum: float = 0.99, gather_distributed: bool = False):
+                 center_momentum: float = 0.9, base_momentum: float = 0.99, weight_decay_end: float = 0.4,
+                 clip_grad: float = 3.0, freeze_last_layer: int = 1, class_token: bool = True,
+                 gather_distributed: bool = False):
+        if class_token and isinstance(backbone, ViT):
+            backbone.use_class_token()
         super().__init__(backbone)
         self.head = DINOHead(backbone.dim, out_dim, hidden_dim, bottleneck_dim)
         self.teacher_backbone = frozen_copy(backbone)
@@ -66,6 +80,7 @@ class DINO(Method):
         self.teacher_temperatures = (warmup_teacher_temperature, teacher_temperature,
                                      teacher_temperature_warmup)
         self.center_momentum, self.base_momentum = center_momentum, base_momentum
+        self.weight_decay_end, self.clip_grad, self.freeze_last_layer = weight_decay_end, clip_grad, freeze_last_layer
         self.gather_distributed = gather_distributed
         self.register_buffer("center", torch.zeros(1, out_dim))
         # the progress of the last optimizer step; a buffer, so a resumed run's schedules go on
@@ -90,6 +105,18 @@ class DINO(Method):
         first, second = features.split([len(v) for v in views])[:2]
         return step_output(loss, first, {"teacher_temperature": temperature, "momentum": self.momentum},
                            paired=second)
+
+    def weight_decay_at(self, progress: float, weight_decay: float) -> float:
+        return cosine_schedule(weight_decay, self.weight_decay_end, progress)
+
+    @torch.no_grad()
+    def before_optimizer_step(self, progress: float, epoch: int) -> None:
+        if self.clip_grad > 0:
+            for p in [*self.backbone.parameters(), *self.head.parameters()]:
+                if p.grad is not None:  # DINO's utils.clip_gradients: each parameter on its own
+                    p.grad.mul_((self.clip_grad / (p.grad.norm() + 1e-6)).clamp(max=1.0))
+        if epoch < self.freeze_last_layer:
+            self.head.last_layer.weight.grad = None  # no step at all, as cancel_gradients_last_layer
 
     def after_optimizer_step(self, progress: float) -> None:
         self.progress.fill_(progress)

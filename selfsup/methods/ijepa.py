@@ -4,7 +4,10 @@ CVPR 2023.
 
 From one image, sample M = 4 target blocks (scale 0.15-0.2 of the patches, aspect ratio
 0.75-1.5, possibly overlapping) and one context block (scale 0.85-1, square) from which
-the target patches are removed. The context encoder f_theta (the backbone) encodes the
+the target patches are removed, as the paper's code samples them
+(``selfsup.methods.masking.multi_block``: block sizes per batch, scale and aspect from one
+draw, sides below the grid's, contexts of more than ``min_context`` patches cut to the
+batch's smallest). The context encoder f_theta (the backbone) encodes the
 context patches only; the target encoder f_xi, an EMA of it that gets no gradient, encodes
 the whole image. A narrow ViT predictor g_phi reads the context tokens and, for each block
 B_i, mask tokens carrying B_i's positional embeddings, and predicts the target

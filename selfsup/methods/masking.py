@@ -37,22 +37,26 @@ def random_visible(generator: torch.Generator, n: int, num_patches: int, visible
 
 
 def block_size(generator, grid_size, scale, aspect) -> tuple[int, int]:
-    """(height, width) in patches of a block covering a fraction in ``scale`` of the grid with
-    height/width ratio in ``aspect``, rounded as in I-JEPA's code and kept inside the grid."""
+    """(height, width) in patches of a block, as I-JEPA's ``MaskCollator._sample_block_size``:
+    one uniform draw u sets both the area fraction s = lo + u (hi - lo) in ``scale`` and the
+    height/width ratio a = lo + u (hi - lo) in ``aspect`` (so larger blocks are taller);
+    with N = int(rows * cols * s) patches, h = round(sqrt(N a)), w = round(sqrt(N / a)), each
+    cut to one less than the grid's side (a block never spans the whole grid)."""
     rows, cols = grid_size
-    u = torch.rand(2, generator=generator).tolist()
-    s = scale[0] + u[0] * (scale[1] - scale[0])
-    a = aspect[0] + u[1] * (aspect[1] - aspect[0])
+    u = float(torch.rand(1, generator=generator))
+    s = scale[0] + u * (scale[1] - scale[0])
+    a = aspect[0] + u * (aspect[1] - aspect[0])
     area = int(rows * cols * s)
     h, w = round(math.sqrt(area * a)), round(math.sqrt(area / a))
-    return min(max(h, 1), rows), min(max(w, 1), cols)
+    return max(1, min(h, rows - 1)), max(1, min(w, cols - 1))
 
 
 def random_blocks(generator, n: int, grid_size, size) -> torch.Tensor:
-    """(n, rows*cols) boolean masks, each one ``size`` block at a uniformly random place."""
+    """(n, rows*cols) boolean masks, each one ``size`` block whose top-left corner is uniform
+    in [0, rows - h) x [0, cols - w), as the code's ``torch.randint(0, height - h)``."""
     (rows, cols), (h, w) = grid_size, size
-    top = (torch.rand(n, generator=generator) * (rows - h + 1)).long()
-    left = (torch.rand(n, generator=generator) * (cols - w + 1)).long()
+    top = (torch.rand(n, generator=generator) * max(1, rows - h)).long()
+    left = (torch.rand(n, generator=generator) * max(1, cols - w)).long()
     r, c = torch.arange(rows), torch.arange(cols)
     in_rows = (r >= top[:, None]) & (r < top[:, None] + h)
     in_cols = (c >= left[:, None]) & (c < left[:, None] + w)
@@ -62,33 +66,42 @@ def random_blocks(generator, n: int, grid_size, size) -> torch.Tensor:
 def multi_block(generator: torch.Generator, n: int, grid_size, num_targets: int = 4,
                 target_scale=(0.15, 0.2), target_aspect=(0.75, 1.5), context_scale=(0.85, 1.0),
                 min_context: int = 4, tries: int = 20) -> tuple[torch.Tensor, torch.Tensor]:
-    """I-JEPA's masks: per sample ``num_targets`` (possibly overlapping) target blocks and
-    one square context block with the targets' patches removed. As in the paper's code the
-    block sizes are drawn once per batch and the places per sample; a sample whose context
-    keeps fewer than ``min_context`` patches is drawn again.
+    """I-JEPA's multi-block masks, as its code's ``MaskCollator`` (src/masks/multiblock.py):
 
-    Returns context (n, K) and targets (n, num_targets, h*w) patch indices. K is the
-    smallest context in the global batch; larger contexts keep a random subset of K
-    (the paper's code keeps the first K in raster order)."""
+    - the target block size, then the (square) context block size, are drawn once per batch
+      from the step's generator (``block_size``);
+    - every sample gets ``num_targets`` target blocks at random places (they may overlap),
+      and one context block from which every target patch is removed;
+    - a context must keep more than ``min_context`` patches (the code's ``min_keep``), else
+      it is drawn again; after ``tries`` failures its sample stops avoiding its last target,
+      then the one before, and so on, as the code relaxes its acceptable regions;
+    - every sample's context is cut to the batch's smallest, keeping the first patches in
+      raster order, as the code's ``cm[:min_keep_enc]`` (the targets are all h x w).
+
+    Returns context (n, K) and targets (n, num_targets, h*w) patch indices, ascending."""
     start, total = global_rows(n)
     patches = grid_size[0] * grid_size[1]
     target_size = block_size(generator, grid_size, target_scale, target_aspect)
     context_size = block_size(generator, grid_size, context_scale, (1.0, 1.0))
-    targets = torch.zeros(total, num_targets, patches, dtype=torch.bool)
+    targets = random_blocks(generator, total * num_targets, grid_size, target_size).reshape(
+        total, num_targets, patches)
     context = torch.zeros(total, patches, dtype=torch.bool)
-    for attempt in range(tries + 1):
-        redo = context.sum(dim=1) < min_context
+    failures = torch.zeros(total, dtype=torch.long)
+    for attempt in range(tries * (num_targets + 1) + 1):
+        redo = context.sum(dim=1) <= min_context
         if not redo.any():
             break
-        if attempt == tries:
-            raise ValueError(f"I-JEPA masks: no context of {min_context} patches left beside the "
-                             f"targets on a {grid_size} grid after {tries} tries; use larger images")
-        new_targets = random_blocks(generator, total * num_targets, grid_size, target_size)
-        new_targets = new_targets.reshape(total, num_targets, patches)
-        new_context = random_blocks(generator, total, grid_size, context_size) & ~new_targets.any(dim=1)
-        targets[redo], context[redo] = new_targets[redo], new_context[redo]
+        if attempt == tries * (num_targets + 1):
+            raise ValueError(f"I-JEPA masks: no context of more than {min_context} patches on a {grid_size} "
+                             f"grid (context blocks {context_size}); use larger images or a smaller min_context")
+        avoided = torch.arange(num_targets)[None, :] < num_targets - failures[:, None] // tries  # (total, M)
+        blocked = (targets & avoided[:, :, None]).any(dim=1)
+        drawn = random_blocks(generator, total, grid_size, context_size) & ~blocked
+        context[redo] = drawn[redo]
+        failures += (redo & (drawn.sum(dim=1) <= min_context)).long()
     keep = int(context.sum(dim=1).min())
-    order = (torch.rand(total, patches, generator=generator) + (~context).float()).argsort(dim=1)
-    context_index = order[:, :keep].sort(dim=1).values
+    # the first ``keep`` context patches in raster order: sort the patch numbers, others last
+    order = (torch.arange(patches)[None, :] + patches * (~context).long()).argsort(dim=1)
+    context_index = order[:, :keep]
     target_index = targets.nonzero()[:, 2].reshape(total, num_targets, -1)
     return context_index[start:start + n], target_index[start:start + n]

@@ -46,19 +46,30 @@ class LARS(torch.optim.Optimizer):
         return loss
 
 
-def parameter_groups(model: nn.Module, weight_decay: float, lars: bool):
-    """Two groups: weight matrices/kernels (decayed, adapted) and 1-d parameters (neither)."""
-    decay, no_decay = [], []
-    for p in model.parameters():
-        if p.requires_grad:
-            (no_decay if p.ndim <= 1 else decay).append(p)
+def parameter_groups(model: nn.Module, weight_decay: float, lars: bool, fixed_lr=()):
+    """Weight matrices/kernels (decayed, adapted) and 1-d parameters (neither), each group
+    marked ``decayed`` (a weight-decay schedule acts on it) and ``fixed_lr`` (the lr
+    schedule leaves it alone). The parameters in ``fixed_lr`` get groups of their own,
+    after the two scheduled ones (which are always there, so group 0 is a scheduled one)."""
+    fixed = {id(p) for p in fixed_lr}
     extra = {"adapt": False} if lars else {}
-    return [{"params": decay, "weight_decay": weight_decay},
-            {"params": no_decay, "weight_decay": 0.0, **extra}]
+    groups = []
+    for constant in (False, True):
+        decay, no_decay = [], []
+        for p in model.parameters():
+            if p.requires_grad and (id(p) in fixed) == constant:
+                (no_decay if p.ndim <= 1 else decay).append(p)
+        if constant and not decay + no_decay:
+            break
+        groups += [{"params": decay, "weight_decay": weight_decay, "decayed": True, "fixed_lr": constant},
+                   {"params": no_decay, "weight_decay": 0.0, "decayed": False, "fixed_lr": constant, **extra}]
+    return groups
 
 
 def create_optimizer(name: str, model: nn.Module, lr: float, weight_decay: float):
-    groups = parameter_groups(model, weight_decay, lars=name == "lars")
+    """``model``'s parameter groups (a method's ``fixed_lr_parameters`` apart) under ``name``."""
+    fixed = model.fixed_lr_parameters() if hasattr(model, "fixed_lr_parameters") else ()
+    groups = parameter_groups(model, weight_decay, lars=name == "lars", fixed_lr=fixed)
     if name == "lars":
         return LARS(groups, lr=lr, momentum=0.9)
     if name == "sgd":
@@ -77,3 +88,9 @@ def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
         return (step + 1) / warmup_steps
     progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
     return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def cosine_schedule(start: float, end: float, progress: float) -> float:
+    """From ``start`` at progress 0 to ``end`` at progress 1 along a half cosine (DINO's
+    weight decay: ``utils.cosine_scheduler``)."""
+    return end + (start - end) * (1 + math.cos(math.pi * min(1.0, progress))) / 2

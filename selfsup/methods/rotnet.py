@@ -10,7 +10,8 @@ All four rotations of an image are in the same batch, which the paper found bett
 one random rotation per image. The paper classifies with the upper layers of its network
 on CIFAR-10 (a NIN); on top of our backbones we use a linear classifier (or an MLP with
 ``hidden_dim``). Optimizer: SGD with momentum 0.9, lr 0.1, weight decay 5e-4 (the paper's
-CIFAR setting, batch 128 images). Augmentation: random resized crop and flip only.
+CIFAR setting, batch 128 images), no warm-up; the paper divides the lr by 5 at fixed
+epochs, where we decay it by a cosine. Augmentation: random resized crop and flip only.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class RotNet(Method):
     recipe = "rotnet"
     needs = "4 rotations of 1 view"
     optimizer = OptimizerDefaults("sgd", lr=0.1, weight_decay=5e-4)
+    warmup_fraction = 0.0  # the paper's schedule has no warm-up
 
     def __init__(self, backbone: nn.Module, hidden_dim: int = 0):
         super().__init__(backbone)

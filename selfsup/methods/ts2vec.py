@@ -11,14 +11,19 @@ of the overlap in both contexts go into the hierarchical contrastive loss
 max-pooling pyramid over time. The instance representation is the maximum over time of
 the per-step features (the backbone's ``pool = "max"``), as the paper's.
 
-The paper trains with AdamW, lr 1e-3, batch 8 and a 320-d output; here the default
-``dilated_cnn`` is smaller (64 wide, 6 blocks, 128-d) and the lr is 1e-3 per 256 samples.
+As in the reference code (ts2vec.py), the representation used downstream (``embed``) comes
+from an average of the encoder's weights over training (``swa``: torch.optim.swa_utils.
+AveragedModel, the equal average of the weights after every step, initial ones included),
+a part of the method's state, so checkpoints keep it. The encoder is ``dilated_cnn`` at
+the reference's sizes (64 wide, 10 blocks, 320-d output, ``selfsup.backbones.timeseries``).
+The paper trains with AdamW, lr 1e-3, batch 8; here the lr is 1e-3 per 256 samples.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel
 
 from selfsup.backbones.timeseries import DilatedCNN
 from selfsup.losses.ts2vec import hierarchical_contrastive_loss
@@ -61,7 +66,7 @@ class TS2Vec(Method):
     default_backbone = "dilated_cnn"
     optimizer = OptimizerDefaults("adamw", lr=1e-3, weight_decay=1e-2)
 
-    def __init__(self, backbone: nn.Module, alpha: float = 0.5, mask_p: float = 0.5,
+    def __init__(self, backbone: nn.Module, alpha: float = 0.5, mask_p: float = 0.5, swa: bool = True,
                  gather_distributed: bool = False, seed: int | None = None):
         super().__init__(backbone)
         if not isinstance(backbone, DilatedCNN):
@@ -71,15 +76,35 @@ class TS2Vec(Method):
             raise ValueError(f"alpha={alpha}, mask_p={mask_p}: expected 0 <= alpha <= 1 and 0 <= mask_p < 1")
         backbone.pool = "max"
         self.alpha, self.mask_p, self.gather_distributed = alpha, mask_p, gather_distributed
+        # the averaged encoder: its weights and the count of weights averaged are in the state dict
+        self.averaged = AveragedModel(backbone).requires_grad_(False) if swa else None
+        if self.averaged is not None:
+            self.averaged.update_parameters(backbone)  # the initial weights count, as in the reference
         # crops and masks come from (seed, step), both saved with the weights: resume replays them
         seed = int(torch.randint(2**62, ())) if seed is None else seed
         self.register_buffer("crop_seed", torch.tensor(seed))
         self.register_buffer("crop_step", torch.tensor(0))
 
+    @torch.no_grad()
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The averaged encoder's (B, D) instance representation (the encoder's without ``swa``)."""
+        return self.backbone(x) if self.averaged is None else self.averaged.module(x)
+
+    def after_optimizer_step(self, progress: float) -> None:
+        if self.averaged is not None:
+            self.averaged.update_parameters(self.backbone)
+
     def encode(self, window: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """(B, D, width) features of ``window`` with its timestamp masks and output dropout
+        drawn from ``generator``, for the global batch (each process keeps its rows)."""
         start, total = global_rows(len(window))
-        hidden = torch.rand(total, window.shape[-1], generator=generator)[start:start + len(window)] < self.mask_p
-        return self.backbone.sequence(window, hidden.to(window.device))  # (B, D, width)
+        rows = slice(start, start + len(window))
+        hidden = torch.rand(total, window.shape[-1], generator=generator)[rows] < self.mask_p
+        # the (B, D, width) dropout draw is large: made on the window's device, seeded from the step's
+        on_device = torch.Generator(window.device).manual_seed(int(torch.randint(2**62, (), generator=generator)))
+        kept = torch.rand(total, self.backbone.dim, window.shape[-1], generator=on_device,
+                          device=window.device)[rows] >= self.backbone.dropout.p
+        return self.backbone.sequence(window, hidden.to(window.device), kept)
 
     def training_step(self, views):
         x = views[0]

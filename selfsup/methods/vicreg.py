@@ -4,13 +4,14 @@ for Self-Supervised Learning", ICLR 2022.
 Two views go through the same backbone and expander (3 layers, Linear-BN-ReLU twice then
 Linear); on the embeddings Z, Z' (n x d):
 
-    L = lambda s(Z, Z') + mu [v(Z) + v(Z')] + nu [c(Z) + c(Z')]
+    L = lambda s(Z, Z') + mu [v(Z) + v(Z')] / 2 + nu [c(Z) + c(Z')]
     s: mean squared distance between the views                       (invariance)
     v(Z) = 1/d sum_j max(0, 1 - sqrt(Var(z^j) + 1e-4))                (variance)
     c(Z) = 1/d sum_{i != j} Cov(Z)_ij^2                               (covariance)
 
-with lambda = mu = 25, nu = 1. The paper's expander is 8192 wide; we default to 2048 for
-small images. LARS, lr 0.2 x B/256, weight decay 1e-6, BYOL's augmentations.
+with lambda = mu = 25, nu = 1; the two variance terms are averaged as in the authors' code
+(main_vicreg.py), for which mu was tuned. The paper's expander is 8192 wide; we default to
+2048 for small images. LARS, lr 0.2 x B/256, weight decay 1e-6, BYOL's augmentations.
 """
 
 from __future__ import annotations

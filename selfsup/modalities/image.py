@@ -29,12 +29,12 @@ def weak_view(size: int):
 
 
 def strong_view(size: int, crop_min_scale: float = 0.25):
-    """The SimCLR recipe's view (colour distortion, grayscale, blur above 32 px) with a
-    milder crop: a box of 8% of a small image rarely keeps the object, and the
+    """The SimCLR recipe's view (colour distortion of strength 1, grayscale, blur above
+    32 px) with a milder crop: a box of 8% of a small image rarely keeps the object, and the
     pseudo-label would then train on noise."""
     from selfsup import augment
 
-    return augment.create("simclr", size, crop_scale=(crop_min_scale, 1.0)).views[0]
+    return augment.create("simclr", size, crop_scale=(crop_min_scale, 1.0), jitter_strength=1.0).views[0]
 
 
 def fits_in_memory(count: int, size: int) -> bool:

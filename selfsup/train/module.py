@@ -143,6 +143,14 @@ class PretrainModule(L.LightningModule):
             self.log(name, value, on_step=True, on_epoch=False)
         return out  # the monitors read its embeddings in on_train_batch_end
 
+    def on_before_optimizer_step(self, optimizer):
+        # the gradients are final (and unscaled under fp16) here
+        progress = self.global_step / max(1, self.total_steps)
+        for group in optimizer.param_groups:
+            if group.get("decayed", False):
+                group["weight_decay"] = self.method.weight_decay_at(progress, self.weight_decay)
+        self.method.before_optimizer_step(progress, self.current_epoch)
+
     def on_train_batch_end(self, outputs, batch, batch_idx):
         # global_step has already advanced past the step just taken
         self.method.after_optimizer_step((self.global_step - 1) / max(1, self.total_steps))
@@ -164,8 +172,10 @@ class PretrainModule(L.LightningModule):
 
     def configure_optimizers(self):
         optimizer = create_optimizer(self.optimizer_name, self.method, self.lr, self.weight_decay)
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, WarmupCosine(self.warmup_steps, self.total_steps))
+        # one multiplier per group: the warm-up and cosine decay, or 1 for a fixed-lr group
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, [
+            FixedLR() if group.get("fixed_lr") else WarmupCosine(self.warmup_steps, self.total_steps)
+            for group in optimizer.param_groups])
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
 
@@ -186,6 +196,13 @@ class WarmupCosine:
 
     def __call__(self, step: int) -> float:
         return warmup_cosine(step, self.warmup_steps, self.total_steps)
+
+
+class FixedLR:
+    """The multiplier of a group whose lr the schedule leaves at its base value."""
+
+    def __call__(self, step: int) -> float:
+        return 1.0
 
 
 class JsonlLogger(Logger):

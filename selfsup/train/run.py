@@ -81,18 +81,21 @@ def resolve(config: PretrainConfig, source: ImageSource) -> PretrainConfig:
     modality = modalities.get(source.modality)
     default = cls.default_backbone if cls.default_backbone in backbones.MODALITY and \
         backbones.MODALITY[cls.default_backbone] == source.modality else None
+    backbone = config.backbone or default or modality.default_backbone(source.image_size)
+    paper = cls.paper_settings(backbone)  # the paper's optimizer, warm-up and crop for this backbone
     resolved = dict(
         modality=source.modality,
         epochs=epochs,
         image_size=source.image_size,
         input_shape=source.input_shape,
-        backbone=config.backbone or default or modality.default_backbone(source.image_size),
-        crop_min_scale=config.crop_min_scale or (cls.crop_min_scale or recipe_crop_scale(cls.recipe)[0]
+        backbone=backbone,
+        crop_min_scale=config.crop_min_scale or (paper["crop_min_scale"] or recipe_crop_scale(cls.recipe, source.image_size)[0]
                                                  if modality.sized else None),
-        optimizer=config.optimizer or cls.optimizer.name,
-        lr=config.lr or cls.optimizer.lr,
-        weight_decay=cls.optimizer.weight_decay if config.weight_decay is None else config.weight_decay,
-        warmup_epochs=max(1, epochs // 10) if config.warmup_epochs is None else config.warmup_epochs,
+        optimizer=config.optimizer or paper["optimizer"].name,
+        lr=config.lr or paper["optimizer"].lr,
+        weight_decay=paper["optimizer"].weight_decay if config.weight_decay is None else config.weight_decay,
+        warmup_epochs=default_warmup_epochs(epochs, paper["warmup_fraction"]) if config.warmup_epochs is None
+        else config.warmup_epochs,
     )
     if config.channels_last is None:
         resolved["channels_last"] = default_channels_last(resolved["backbone"], source.modality)
@@ -116,6 +119,11 @@ def resolve(config: PretrainConfig, source: ImageSource) -> PretrainConfig:
     return dataclasses.replace(config, **resolved)
 
 
+def default_warmup_epochs(epochs: int, fraction: float) -> int:
+    """The paper's warm-up, ``fraction`` of the epochs (at least one epoch unless it has none)."""
+    return max(1, int(epochs * fraction)) if fraction > 0 else 0
+
+
 def views(config: PretrainConfig, modality: str, recipe: str):
     """The augmentation recipe for ``recipe`` on ``modality`` data (ConfigError if none)."""
     crop_scale = None if config.crop_min_scale is None else (config.crop_min_scale, 1.0)
@@ -125,9 +133,9 @@ def views(config: PretrainConfig, modality: str, recipe: str):
         raise ConfigError(f"method={config.method}: {error}") from None
 
 
-def recipe_crop_scale(name: str) -> tuple[float, float]:
-    """The crop scale a recipe uses by default (its paper's)."""
-    return inspect.signature(augment.RECIPES[name]).parameters["crop_scale"].default
+def recipe_crop_scale(name: str, image_size: int) -> tuple[float, float]:
+    """The crop scale image recipe ``name`` uses by default at ``image_size`` px (its paper's)."""
+    return augment.create(name, image_size).views[0].crop_scale
 
 
 def build_backbone(config: PretrainConfig):

@@ -47,8 +47,13 @@ def test_names_and_options_are_checked_in_one_line():
         validate(PretrainConfig(data="digits", backbone="torchvision/resnet"))
     with pytest.raises(ConfigError, match="backbone='resnet': expected one of smallcnn, .*timm/NAME or torchvision/NAME"):
         validate(PretrainConfig(data="digits", backbone="resnet"))
-    with pytest.raises(ConfigError, match=r"backbone_options=\{'depth': 2\}: only for timm/NAME and torchvision/NAME"):
+    with pytest.raises(ConfigError, match=r"backbone_options=\{'depth': 2\}: resnet18 takes none; a library's"):
         validate(PretrainConfig(data="digits", backbone="resnet18", backbone_options={"depth": 2}))
+    with pytest.raises(ConfigError, match=r"backbone_options=\{'width': 2\}: dilated_cnn takes hidden_dims, "
+                                          r"output_dims, depth;"):
+        validate(PretrainConfig(data="GunPoint", backbone="dilated_cnn", backbone_options={"width": 2}))
+    with pytest.raises(ConfigError, match=r"backbone_options.depth=2.5: expected int"):
+        backbones.create("dilated_cnn", input_shape=[1, 8], options={"depth": 2.5})
     with pytest.raises(ConfigError, match=r"backbone_options=\{'colour': 1\}: timm/resnet18 cannot be built with them"):
         backbones.create("timm/resnet18", options={"colour": 1})
 

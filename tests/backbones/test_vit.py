@@ -112,3 +112,18 @@ def test_token_predictor_outputs_one_prediction_per_query():
     # no query attends to a particular order: permuting the context changes nothing
     permuted = predictor(tokens[:, [2, 0, 1]], positions[:, [2, 0, 1]], queries)
     assert torch.allclose(out, permuted, atol=1e-5)
+
+
+def test_other_image_sizes_get_their_own_grid_of_positions():
+    """Multi-crop's local crops (DINO): a 14 px crop of a 16 px ViT with 4 px patches is
+    zero-padded to 16 px, a 4 x 4 grid, with that grid's sine-cosine positions."""
+    vit = small_vit(16)
+    crop = torch.randn(2, 3, 14, 14)
+    padded = torch.nn.functional.pad(crop, (0, 2, 0, 2))
+    assert torch.allclose(vit.embed_patches(crop), vit.patch_embed(padded) + sincos_pos_embed((4, 4), 32), atol=1e-6)
+    smaller = torch.randn(2, 3, 8, 8)
+    assert torch.allclose(vit.embed_patches(smaller), vit.patch_embed(smaller) + sincos_pos_embed((2, 2), 32),
+                          atol=1e-6)
+    assert vit(smaller).shape == (2, 32) and vit.use_class_token()(crop).shape == (2, 32)
+    x = torch.randn(2, 3, 16, 16)
+    assert torch.equal(vit.embed_patches(x), vit.patch_embed(x) + vit.pos_embed)  # the run's size as before

@@ -22,7 +22,32 @@ def reference_vicreg(z1, z2, lam=25.0, mu=25.0, nu=1.0):
     n, d = len(a), len(a[0])
     s = sum((a[i][j] - b[i][j]) ** 2 for i in range(n) for j in range(d)) / (n * d)
     (v1, c1), (v2, c2) = reference_terms(a), reference_terms(b)
-    return lam * s + mu * (v1 + v2) + nu * (c1 + c2)
+    return lam * s + mu * (v1 + v2) / 2 + nu * (c1 + c2)
+
+
+def main_vicreg_loss(x, y, sim_coeff=25.0, std_coeff=25.0, cov_coeff=1.0):
+    """The loss as the authors' main_vicreg.py (VICReg.forward) computes it."""
+    batch_size, num_features = x.shape
+    repr_loss = torch.nn.functional.mse_loss(x, y)
+    x, y = x - x.mean(dim=0), y - y.mean(dim=0)
+    std_x, std_y = torch.sqrt(x.var(dim=0) + 0.0001), torch.sqrt(y.var(dim=0) + 0.0001)
+    std_loss = torch.mean(torch.relu(1 - std_x)) / 2 + torch.mean(torch.relu(1 - std_y)) / 2
+    cov_x, cov_y = x.T @ x / (batch_size - 1), y.T @ y / (batch_size - 1)
+    off = ~torch.eye(num_features, dtype=torch.bool)
+    cov_loss = (cov_x[off].pow(2).sum() / num_features + cov_y[off].pow(2).sum() / num_features)
+    return sim_coeff * repr_loss + std_coeff * std_loss + cov_coeff * cov_loss
+
+
+def test_vicreg_matches_the_authors_code():
+    torch.manual_seed(0)
+    z1, z2 = 0.5 * torch.randn(16, 8, dtype=torch.float64), 0.5 * torch.randn(16, 8, dtype=torch.float64) + 1
+    assert variance(z1).item() > 0.1  # the variance hinge is active, so its weight shows
+    assert abs(vicreg_loss(z1, z2).item() - main_vicreg_loss(z1, z2).item()) < 1e-8
+    assert abs(vicreg_loss(z1, z2, 1.0, 2.0, 3.0).item()
+               - main_vicreg_loss(z1, z2, 1.0, 2.0, 3.0).item()) < 1e-8
+    # a collapsed pair costs mu (1 - sqrt(eps)), not twice that
+    z = torch.ones(16, 8, dtype=torch.float64)
+    assert abs(vicreg_loss(z, z).item() - 25 * (1 - 1e-2)) < 1e-8
 
 
 def test_vicreg_matches_formula():

@@ -110,3 +110,70 @@ def test_head_is_cosine_to_unit_prototypes():
     assert out.abs().max() <= 1 + 1e-6
     assert [type(m).__name__ for m in head.mlp] == ["Linear", "GELU", "Linear", "GELU", "Linear"]
     assert head.last_layer.bias is None
+
+
+def test_weight_decay_rises_along_a_cosine_from_the_runs_to_weight_decay_end():
+    """main_dino.py: wd_schedule = cosine_scheduler(0.04, 0.4, ...), value end + (start - end)
+    (1 + cos(pi i / N)) / 2 at iteration i of N; only the decayed group follows it."""
+    from selfsup.train.module import PretrainModule
+
+    dino = make_dino()
+    assert (dino.weight_decay_end, dino.clip_grad, dino.freeze_last_layer) == (0.4, 3.0, 1)  # the paper's
+    for progress in (0.0, 0.3, 0.5, 1.0):
+        expected = 0.4 + (0.04 - 0.4) * (1 + math.cos(math.pi * progress)) / 2
+        assert abs(dino.weight_decay_at(progress, 0.04) - expected) < 1e-12
+    assert abs(dino.weight_decay_at(0.0, 0.04) - 0.04) < 1e-12 and abs(dino.weight_decay_at(1.0, 0.04) - 0.4) < 1e-12
+    module = PretrainModule(dino, None, [0.5] * 3, [0.5] * 3, optimizer="adamw", lr=1e-3, weight_decay=0.04,
+                            warmup_epochs=0, epochs=2, steps_per_epoch=2, seed=0, batch_size=4)
+    optimizer = module.configure_optimizers()["optimizer"]
+    for step in range(4):
+        module.trainer = type("T", (), {"global_step": step, "current_epoch": step // 2})()
+        module.on_before_optimizer_step(optimizer)
+        decayed, other = optimizer.param_groups
+        assert abs(decayed["weight_decay"] - dino.weight_decay_at(step / 4, 0.04)) < 1e-12
+        assert other["weight_decay"] == 0.0
+
+
+def test_gradients_are_clipped_per_parameter_and_the_last_layer_waits_an_epoch():
+    dino = make_dino(clip_grad=0.5)
+    parameters = [*dino.backbone.parameters(), *dino.head.parameters()]
+    for p in parameters:
+        p.grad = torch.randn_like(p) * 3
+    before = [p.grad.clone() for p in parameters]
+    dino.before_optimizer_step(0.1, epoch=0)
+    assert dino.head.last_layer.weight.grad is None  # epoch 0: no update of the last layer at all
+    for p, g in zip(parameters, before):
+        if p is dino.head.last_layer.weight:
+            continue
+        # DINO's utils.clip_gradients: each gradient scaled to norm 0.5 if it was larger
+        expected = g * min(1.0, 0.5 / (g.norm().item() + 1e-6))
+        assert torch.allclose(p.grad, expected, atol=1e-6)
+        assert p.grad.norm() <= 0.5 + 1e-5
+    dino.head.last_layer.weight.grad = torch.ones_like(dino.head.last_layer.weight)
+    dino.before_optimizer_step(0.6, epoch=1)
+    assert dino.head.last_layer.weight.grad is not None  # from epoch 1 on it trains
+    unclipped = make_dino(clip_grad=0.0, freeze_last_layer=0)
+    grads = [torch.randn_like(p) * 10 for p in unclipped.parameters()]
+    for p, g in zip(unclipped.parameters(), grads):
+        p.grad = g.clone()
+    unclipped.before_optimizer_step(0.0, epoch=0)
+    assert all(torch.equal(p.grad, g) for p, g in zip(unclipped.parameters(), grads))
+
+
+def test_a_vit_embeds_by_its_class_token():
+    torch.manual_seed(0)
+    dino = methods.create("dino", backbones.create("vit_mini", image_size=16), hidden_dim=32, bottleneck_dim=8,
+                          out_dim=16)
+    vit = dino.backbone
+    assert vit.has_class_token and dino.teacher_backbone.has_class_token
+    x = torch.randn(3, 3, 16, 16)
+    vit.eval()
+    tokens = vit.embed_patches(x)
+    cls = vit.net.cls_token.expand(3, -1, -1)
+    assert torch.allclose(vit(x), vit.encode(torch.cat([cls, tokens], dim=1))[:, 0], atol=1e-6)
+    assert torch.allclose(vit(x), vit.net(x), atol=1e-5)  # timm's forward, so it exports as is
+    assert vit.model_args["class_token"] and vit.model_args["global_pool"] == "token"
+    assert "backbone.net.cls_token" in dino.state_dict()
+    pooled = methods.create("dino", backbones.create("vit_mini", image_size=16), class_token=False)
+    assert not pooled.backbone.has_class_token
+    assert not hasattr(make_dino().backbone, "has_class_token")  # a CNN has none to add

@@ -2,6 +2,7 @@ import torch
 
 from selfsup import backbones, methods
 from selfsup.losses import batch_info_nce
+from selfsup.methods.base import OptimizerDefaults
 from selfsup.methods.byol import cosine_momentum
 
 
@@ -47,3 +48,32 @@ def test_cosine_momentum_schedule_and_ema():
     assert mocov3.momentum == m
     for o, t, new in zip(online, target, mocov3.momentum_projector.parameters()):
         assert torch.allclose(new, m * t + (1 - m) * o, atol=1e-6)
+
+
+def linear_count(module):
+    return sum(isinstance(m, torch.nn.Linear) for m in module.modules())
+
+
+def test_the_backbone_picks_the_papers_resnet_or_vit_setting():
+    """moco-v3 builder.py: MoCo_ResNet has a 2-layer projector and a predictor without output
+    BN, MoCo_ViT a 3-layer projector and a predictor with it; CONFIG.md: tau 1.0 with LARS
+    for ResNets, tau 0.2 with AdamW lr 1.5e-4, wd 0.1, 40 of 300 warm-up epochs for ViTs."""
+    resnet = make_mocov3()
+    assert resnet.temperature == 1.0 and linear_count(resnet.projector) == 2
+    assert not isinstance(resnet.predictor[-1], torch.nn.BatchNorm1d)
+    assert isinstance(resnet.projector[-1], torch.nn.BatchNorm1d) and not resnet.projector[-1].affine
+    torch.manual_seed(0)
+    vit = methods.create("mocov3", backbones.create("vit_mini", image_size=16), hidden_dim=32, projection_dim=16)
+    assert vit.temperature == 0.2 and linear_count(vit.projector) == 3
+    assert isinstance(vit.predictor[-1], torch.nn.BatchNorm1d) and not vit.predictor[-1].affine
+    assert vit.backbone.has_class_token and vit.momentum_backbone.has_class_token
+    assert make_mocov3(temperature=0.5).temperature == 0.5  # an explicit value wins
+    settings = {name: methods.MoCoV3.paper_settings(name) for name in ("resnet18", "smallcnn", "vit_tiny",
+                                                                        "timm/vit_small_patch16_224",
+                                                                        "timm/resnet50", "torchvision/vit_b_16")}
+    for name in ("resnet18", "smallcnn", "timm/resnet50"):
+        assert settings[name]["optimizer"] == OptimizerDefaults("lars", 0.6, 1e-6), name
+        assert settings[name]["warmup_fraction"] == 0.1 and settings[name]["crop_min_scale"] == 0.2
+    for name in ("vit_tiny", "timm/vit_small_patch16_224", "torchvision/vit_b_16"):
+        assert settings[name]["optimizer"] == OptimizerDefaults("adamw", 1.5e-4, 0.1), name
+        assert abs(settings[name]["warmup_fraction"] - 40 / 300) < 1e-12 and settings[name]["crop_min_scale"] is None

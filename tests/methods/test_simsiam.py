@@ -1,3 +1,5 @@
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -53,3 +55,30 @@ def test_stop_gradient_on_the_projection_side():
     without_stop = backbone_gradients(simsiam, symmetric(detach=False))
     assert all(torch.allclose(g, e, atol=1e-6) for g, e in zip(got, expected))
     assert any(not torch.allclose(g, w, atol=1e-6) for g, w in zip(got, without_stop))
+
+
+def test_predictor_lr_is_fixed_while_the_rest_follows_the_cosine():
+    """The paper's --fix-pred-lr: the predictor keeps the base lr at every step (main_simsiam.py
+    adjust_learning_rate), the other parameters decay as lr * 0.5 (1 + cos(pi t / T))."""
+    from selfsup.train.module import PretrainModule
+
+    simsiam = methods.create("simsiam", backbones.create("smallcnn"), hidden_dim=16, projection_dim=8,
+                             predictor_hidden_dim=4)
+    module = PretrainModule(simsiam, None, [0.5] * 3, [0.5] * 3, optimizer="sgd", lr=0.1, weight_decay=1e-4,
+                            warmup_epochs=0, epochs=2, steps_per_epoch=5, seed=0, batch_size=4)
+    setup = module.configure_optimizers()
+    optimizer, schedule = setup["optimizer"], setup["lr_scheduler"]["scheduler"]
+    predictor = {id(p) for p in simsiam.predictor.parameters()}
+    fixed = [g for g in optimizer.param_groups if g["fixed_lr"]]
+    assert {id(p) for g in fixed for p in g["params"]} == predictor
+    assert all(id(p) not in predictor for g in optimizer.param_groups if not g["fixed_lr"] for p in g["params"])
+    assert [g["weight_decay"] for g in fixed] == [1e-4, 0.0]  # still decayed like the others
+    for step in range(10):
+        for group in optimizer.param_groups:
+            expected = 0.1 if group["fixed_lr"] else 0.1 * 0.5 * (1 + math.cos(math.pi * step / 10))
+            assert abs(group["lr"] - expected) < 1e-12, (step, group["fixed_lr"])
+        optimizer.step()
+        schedule.step()
+    # off: one schedule for every parameter, and no warm-up by default (the paper has none)
+    plain = methods.create("simsiam", backbones.create("smallcnn"), fix_predictor_lr=False)
+    assert plain.fixed_lr_parameters() == [] and methods.SimSiam.warmup_fraction == 0.0

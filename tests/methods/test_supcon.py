@@ -14,12 +14,13 @@ def test_supcon_step_is_supcon_loss_of_projections():
     supcon = methods.create("supcon", backbones.create("smallcnn"))
     supcon.eval()
     assert supcon.needs_labels and supcon.temperature == 0.1  # the paper's
+    assert supcon.base_temperature == 0.07  # the authors' code's
     assert not any(m.needs_labels for m in methods.METHODS.values() if m is not methods.SupCon)
     v1, v2 = torch.randn(6, 3, 16, 16), torch.randn(6, 3, 16, 16)
     labels = torch.tensor([0, 1, 0, 2, 1, 0])
     loss = supcon.training_step([v1, v2], labels=labels)["loss"]
     z1, z2 = supcon.projector(supcon.backbone(v1)), supcon.projector(supcon.backbone(v2))
-    assert torch.allclose(loss, supcon_loss(z1, z2, labels, 0.1), atol=1e-6)
+    assert torch.allclose(loss, supcon_loss(z1, z2, labels, 0.1, 0.07), atol=1e-6)
 
 
 def test_module_passes_the_labels_of_the_batch_indices():

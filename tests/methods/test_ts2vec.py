@@ -1,9 +1,15 @@
-"""TS2Vec's contexts (overlapping crops, timestamp masks) and its training step."""
+"""TS2Vec's contexts (overlapping crops, timestamp masks), its encoder as the reference's
+(yuezhihan/ts2vec models/encoder.py, dilated_conv.py), its training step and the averaged
+(SWA) encoder it embeds with."""
+
+import io
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from selfsup import backbones, methods
+from selfsup.methods.optim import parameter_groups
 from selfsup.methods.ts2vec import context_crops, take_windows
 
 
@@ -42,9 +48,86 @@ def test_training_step_learns_replays_and_pools_by_maximum():
     assert torch.isfinite(loss) and 2 <= logs["overlap"] <= 24 and int(model.crop_step) == 1
     assert all(p.grad is not None for p in model.backbone.parameters())
     assert torch.equal(twin.training_step([x])["loss"], loss.detach())  # the same crops and masks from (seed, step)
+    model.eval()
     assert torch.equal(model.backbone(x), model.backbone.sequence(x).amax(dim=-1))
 
 
 def test_ts2vec_needs_the_dilated_cnn():
     with pytest.raises(ValueError, match="ts2vec needs the dilated_cnn backbone"):
         methods.create("ts2vec", backbones.create("resnet1d_small", input_shape=[1, 24]))
+
+
+def reference_encoder(backbone, x):
+    """TSEncoder.forward of the reference (eval mode, no mask), on our weights: input_fc,
+    then for every ConvBlock residual + conv2(gelu(conv1(gelu(x)))) with SamePadConv's
+    padding, the 1x1 projector where there is one."""
+    h = backbone.input(x.transpose(1, 2)).transpose(1, 2)
+    for i, block in enumerate(backbone.blocks):
+        residual = h if block.projector is None else block.projector(h)
+        d = 2 ** i
+        h = F.conv1d(F.gelu(h), block.conv1.weight, block.conv1.bias, padding=(2 * d + 1) // 2, dilation=d)
+        h = F.conv1d(F.gelu(h), block.conv2.weight, block.conv2.bias, padding=(2 * d + 1) // 2, dilation=d)
+        h = h + residual
+    return h
+
+
+def test_dilated_cnn_is_the_reference_encoder():
+    torch.manual_seed(0)
+    backbone = backbones.create("dilated_cnn", input_shape=[2, 30])
+    # the reference's sizes: hidden 64, depth 10 (+ the last block to 320), dilation 2^i
+    assert backbone.dim == 320 and len(backbone.blocks) == 11 and isinstance(backbone.input, torch.nn.Linear)
+    assert [b.conv1.dilation[0] for b in backbone.blocks] == [2 ** i for i in range(11)]
+    assert [b.projector is not None for b in backbone.blocks] == [False] * 10 + [True]  # 64 -> 320
+    assert not any(isinstance(m, (torch.nn.BatchNorm1d, torch.nn.LayerNorm)) for m in backbone.modules())
+    x = torch.randn(3, 2, 30)
+    backbone.eval()
+    assert torch.allclose(backbone.sequence(x), reference_encoder(backbone, x), atol=1e-5)
+    # dropout 0.1 on the output, while training only
+    backbone.train()
+    out = backbone.sequence(x)
+    assert 0.05 < (out == 0).float().mean() < 0.15 and not torch.equal(out, backbone.sequence(x))
+    # the widths are options; the last block projects even where the widths agree, as the reference's
+    small = backbones.create("dilated_cnn", input_shape=[2, 30], options=dict(hidden_dims=8, output_dims=8, depth=3))
+    assert small.dim == 8 and len(small.blocks) == 4 and small.blocks[-1].projector is not None
+    assert small.blocks[0].conv1.in_channels == 8
+
+
+def make_ts2vec(**options):
+    torch.manual_seed(0)
+    backbone = backbones.create("dilated_cnn", input_shape=[1, 24], options=dict(hidden_dims=8, output_dims=16,
+                                                                               depth=3))
+    return methods.create("ts2vec", backbone, seed=1, **options)
+
+
+def test_embed_uses_the_average_of_the_weights_over_training():
+    model = make_ts2vec()
+    optimizer = torch.optim.AdamW(model.parameters(), 1e-2)
+    history = [[p.detach().clone() for p in model.backbone.parameters()]]
+    x = torch.randn(8, 1, 24).cumsum(dim=2)
+    for step in range(3):
+        loss = model.training_step([x])["loss"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        model.after_optimizer_step(step / 3)
+        history.append([p.detach().clone() for p in model.backbone.parameters()])
+    # AveragedModel's equal average of the initial weights and those after every step
+    for averaged, *versions in zip(model.averaged.module.parameters(), *history):
+        assert torch.allclose(averaged, torch.stack(versions).mean(dim=0), atol=1e-6)
+    assert int(model.averaged.n_averaged) == 4
+    assert not any(p.requires_grad for p in model.averaged.parameters())
+    averaged = {id(q) for q in model.averaged.parameters()}
+    assert not any(id(p) in averaged for group in parameter_groups(model, 0.01, lars=False) for p in group["params"])
+    model.eval()
+    assert torch.equal(model.embed(x), model.averaged.module(x)) and torch.equal(model(x), model.embed(x))
+    assert not torch.allclose(model.embed(x), model.backbone(x))
+    # a checkpoint round trip keeps the average and its count
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    restored = make_ts2vec()
+    restored.load_state_dict(torch.load(io.BytesIO(buffer.getvalue())))
+    restored.eval()
+    assert torch.equal(restored.embed(x), model.embed(x)) and int(restored.averaged.n_averaged) == 4
+    # off: the encoder itself
+    plain = make_ts2vec(swa=False).eval()
+    assert plain.averaged is None and torch.equal(plain.embed(x), plain.backbone(x))

@@ -1,0 +1,78 @@
+"""What ``resolve`` takes from each method's paper: the warm-up (none where the paper has
+none), MoCo v3's optimizer, warm-up and crop for the kind of backbone in use, and each
+method's augmentation strength and crop for the image size."""
+
+import pytest
+import torch
+
+from selfsup import augment
+from selfsup.augment import RECIPES
+from selfsup.config import PretrainConfig
+from selfsup.train import run
+from selfsup.data.sources import ImageSource
+from selfsup.methods import METHODS
+from selfsup.train.run import resolve
+
+NO_WARMUP = {"moco", "simsiam", "rotnet"}  # MoCo v2, SimSiam and RotNet decay from the first step
+
+
+def source(size=32):
+    return ImageSource("tiny", torch.zeros(4, 3, size, size, dtype=torch.uint8), [str(i) for i in range(4)])
+
+
+def resolved(method, size=32, **options):
+    return resolve(PretrainConfig(data="tiny", method=method, **options), source(size))
+
+
+@pytest.mark.parametrize("method", [m for m, cls in METHODS.items() if cls.recipe in RECIPES])  # image methods
+def test_warmup_is_the_papers(method):
+    expected = 0 if method in NO_WARMUP else 10
+    assert resolved(method, epochs=100).warmup_epochs == expected
+    assert resolved(method, epochs=3).warmup_epochs == (0 if method in NO_WARMUP else 1)
+    assert resolved(method, epochs=100, warmup_epochs=5).warmup_epochs == 5  # an explicit value wins
+
+
+def test_mocov3_takes_the_resnet_or_the_vit_setting_from_the_backbone():
+    resnet = resolved("mocov3", epochs=300, backbone="resnet18")
+    assert (resnet.optimizer, resnet.lr, resnet.weight_decay, resnet.warmup_epochs, resnet.crop_min_scale) == \
+        ("lars", 0.6, 1e-6, 30, 0.2)
+    vit = resolved("mocov3", epochs=300, backbone="vit_mini")
+    assert (vit.optimizer, vit.lr, vit.weight_decay, vit.warmup_epochs, vit.crop_min_scale) == \
+        ("adamw", 1.5e-4, 0.1, 40, 0.08)
+    assert resolved("mocov3", epochs=300, backbone="vit_mini", lr=1e-3, optimizer="sgd").optimizer == "sgd"
+
+
+# (crop scale, brightness/contrast/saturation/hue, blur p) of each method's views, by image size
+PAPER_VIEWS = {
+    32: {"simclr": ((0.08, 1.0), (0.4, 0.4, 0.4, 0.1), 0.0),  # SimCLR's CIFAR-10: strength 0.5, no blur
+         "moco": ((0.2, 1.0), (0.4, 0.4, 0.4, 0.1), 0.0),  # MoCo v2's crop and jitter
+         "simsiam": ((0.2, 1.0), (0.4, 0.4, 0.4, 0.1), 0.0),
+         "supcon": ((0.2, 1.0), (0.4, 0.4, 0.4, 0.1), 0.0)},  # SupContrast's CIFAR views
+    224: {"simclr": ((0.08, 1.0), (0.8, 0.8, 0.8, 0.2), 0.5),  # SimCLR's ImageNet: strength 1, blur
+          "moco": ((0.2, 1.0), (0.4, 0.4, 0.4, 0.1), 0.5),  # MoCo v2's ImageNet augmentation
+          "simsiam": ((0.2, 1.0), (0.4, 0.4, 0.4, 0.1), 0.5),
+          "supcon": ((0.08, 1.0), (0.8, 0.8, 0.8, 0.2), 0.5)},  # SimAugment
+}
+
+
+@pytest.mark.parametrize("size", [32, 224])
+@pytest.mark.parametrize("method", ["simclr", "moco", "simsiam", "supcon"])
+def test_views_are_the_papers_for_the_image_size(method, size):
+    config = resolved(method, size)
+    crop, jitter, blur = PAPER_VIEWS[size][method]
+    assert config.crop_min_scale == crop[0]
+    views = run.views(config, "image", METHODS[method].recipe).views
+    assert len(views) == 2
+    for view in views:
+        assert view.crop_scale == crop and view.size == size
+        assert (view.brightness, view.contrast, view.saturation, view.hue) == pytest.approx(jitter)
+        assert (view.jitter_p, view.grayscale_p, view.blur_p) == (0.8, 0.2, blur)
+
+
+def test_recipe_strength_and_crop_are_options():
+    view = augment.create("simclr", 32, jitter_strength=1.0).views[0]
+    assert (view.brightness, view.hue) == (0.8, 0.2)
+    view = augment.create("mocov2", 224, jitter_strength=0.25, crop_scale=(0.5, 1.0), blur=False).views[0]
+    assert (view.brightness, view.hue, view.crop_scale, view.blur_p) == (0.2, 0.05, (0.5, 1.0), 0.0)
+    assert augment.create("supcon", 224, crop_scale=(0.3, 1.0)).views[0].crop_scale == (0.3, 1.0)
+    assert resolved("moco", 32, crop_min_scale=0.5).crop_min_scale == 0.5  # an explicit crop wins
