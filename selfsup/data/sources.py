@@ -205,13 +205,23 @@ def resize_batch(images: torch.Tensor, size: int) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------
 # image folders
 
+def readable(path):
+    """What a decoder opens: a file's path, or a file object for a member of a shard
+    (``selfsup.data.shards.Member``, which has ``open_bytes``)."""
+    return path.open_bytes() if hasattr(path, "open_bytes") else path
+
+
+def size_of(path) -> int:
+    return path.size if hasattr(path, "open_bytes") else path.stat().st_size
+
+
 def read_tiff(path: Path) -> np.ndarray | None:
     """(C, H, W) uint8 planes of a greyscale, RGB(A) or multi-plane TIFF (every page or
     sample beside Y and X is a channel; 16-bit scaled by 1/257), or None for the other
     photometric kinds (palette, CMYK, YCbCr, ...), which Pillow converts to RGB."""
     import tifffile
 
-    with tifffile.TiffFile(path) as tif:
+    with tifffile.TiffFile(readable(path)) as tif:
         page = tif.pages[0]
         if page.photometric not in (tifffile.PHOTOMETRIC.MINISBLACK, tifffile.PHOTOMETRIC.RGB):
             return None
@@ -240,7 +250,7 @@ def _read_size(path: Path):
         try:
             import tifffile
 
-            with tifffile.TiffFile(path) as tif:
+            with tifffile.TiffFile(readable(path)) as tif:
                 series = tif.series[0]
                 return series.shape[series.axes.index("X")], series.shape[series.axes.index("Y")]
         except Exception:
@@ -248,7 +258,7 @@ def _read_size(path: Path):
     from PIL import Image
 
     try:
-        with Image.open(path) as image:
+        with Image.open(readable(path)) as image:
             return image.size
     except Exception:
         return None
@@ -267,7 +277,7 @@ def _decode(path: Path, size: int):
 
     tiff_error = None
     try:
-        if path.stat().st_size == 0:
+        if size_of(path) == 0:
             return "empty file"
         if path.suffix.lower() in TIFF_EXTENSIONS:
             try:
@@ -278,7 +288,7 @@ def _decode(path: Path, size: int):
                 planes, tiff_error = None, error
             if planes is not None:
                 return _fit(planes, size)
-        with Image.open(path) as image:
+        with Image.open(readable(path)) as image:
             image.draft("RGB", (size, size))  # JPEG: decode at reduced scale when much larger
             image = ImageOps.exif_transpose(image)  # camera orientation applied
             if image.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N"):  # 16-bit greyscale

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from selfsup.data.base import DataError
-from selfsup.data.sources import IMAGE_EXTENSIONS, MAX_DEFAULT_SIZE, _decode, _read_size
+from selfsup.data.sources import IMAGE_EXTENSIONS, MAX_DEFAULT_SIZE, _decode, _read_size, readable
 from selfsup.progress import stage
 
 RATIO = (3 / 4, 4 / 3)  # the aspect ratios of a crop box, as in torchvision and the recipes
@@ -128,6 +128,7 @@ class StreamSource:
     labels: torch.Tensor | None = None
     classes: list[str] | None = None
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    members: list | None = None  # shard members (``selfsup.data.shards``) in place of files below root
     modality = "image"
     streamed = True
 
@@ -138,8 +139,9 @@ class StreamSource:
     def ids(self) -> list[str]:
         return self.files
 
-    def path(self, i: int) -> Path:
-        return self.root / self.files[i]
+    def path(self, i: int):
+        """What to decode for sample ``i``: a file below ``root``, or a shard member."""
+        return self.members[i] if self.members is not None else self.root / self.files[i]
 
     @property
     def samples(self) -> LazyImages:
@@ -151,8 +153,10 @@ class StreamSource:
 
     def subset(self, index) -> "StreamSource":
         index = torch.as_tensor(index, dtype=torch.long)
-        return StreamSource(self.name, self.root, [self.files[i] for i in index.tolist()], self.image_size,
-                            None if self.labels is None else self.labels[index], self.classes, self.skipped)
+        rows = index.tolist()
+        return StreamSource(self.name, self.root, [self.files[i] for i in rows], self.image_size,
+                            None if self.labels is None else self.labels[index], self.classes, self.skipped,
+                            None if self.members is None else [self.members[i] for i in rows])
 
 
 def open_stream(root: Path, image_size: int | None = None, workers: int | None = None,
@@ -167,14 +171,18 @@ def open_stream(root: Path, image_size: int | None = None, workers: int | None =
     if tiffs:  # TIFF stacks carry any number of channels; the streamed crops are RGB
         raise DataError(f"{root / tiffs[0]}: TIFF images ({len(tiffs)} here) are read in memory only; "
                         f"pass --data-mode memory")
-    if image_size is None:
-        with ThreadPoolExecutor(8) as pool:
-            sizes = [s for s in pool.map(_read_size, [root / f for f in files[:256]]) if s]
-        if not sizes:
-            raise DataError(f"{root}: none of the first {min(256, len(files))} image files can be read")
-        image_size = min(MAX_DEFAULT_SIZE, int(np.median([min(s) for s in sizes])))
+    image_size = image_size or choose_size([root / f for f in files[:256]], root)
     stage("streaming %d images from %s at %d px", len(files), root, image_size)
     return StreamSource(root.name, root, files, image_size, labels, classes)
+
+
+def choose_size(paths, where) -> int:
+    """The median short side of ``paths`` (at most 224), as the in-memory folders choose it."""
+    with ThreadPoolExecutor(8) as pool:
+        sizes = [s for s in pool.map(_read_size, paths) if s]
+    if not sizes:
+        raise DataError(f"{where}: none of the first {len(paths)} image files can be read")
+    return min(MAX_DEFAULT_SIZE, int(np.median([min(s) for s in sizes])))
 
 
 def crop_box(width: int, height: int, scale, generator: torch.Generator) -> tuple[float, float, float, float]:
@@ -207,7 +215,7 @@ def crop_views(path: Path, views, seed: int, epoch: int, index: int):
     from PIL import Image, ImageOps
 
     try:
-        with Image.open(path) as image:
+        with Image.open(readable(path)) as image:
             largest = max(size for size, _ in views)
             image.draft("RGB", (2 * largest, 2 * largest))
             image = ImageOps.exif_transpose(image)

@@ -39,7 +39,7 @@ def open_source(spec: str, image_size: int | None = None, label_column: str | No
             raise DataError(f"{spec}: a built-in {dataset.modality} dataset, not {modality} data")
         return dataset.load(image_size)
     path = Path(spec).expanduser()
-    if not path.exists():
+    if not path.exists() and not ("{" in spec and ".tar" in spec):  # a brace pattern names shards
         raise DataError(f"{spec}: no such file or folder, and not a built-in dataset "
                         f"(built-in: {', '.join(BUILTIN_DATASETS)})")
     chosen = MODALITIES[modality] if modality is not None else None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from selfsup.data.sources import load_array_source, load_folder_source  # registers the built-in images
+from selfsup.data.sources import ImageSource, load_array_source, load_folder_source  # registers the built-in images
 from selfsup.data.arrays import array_kind
 from selfsup.progress import stage
 from selfsup.modalities.base import NOISE_STD, Modality, check_corruption, png_uri, register, seeded
@@ -53,10 +53,12 @@ class Image(Modality):
     channels_last = True
     mixed_precision = True
     corruptions = ("noise", "blur", "contrast")
-    formats = ("a folder of images", "an integer .npy/.npz array")
+    formats = ("a folder of images", "WebDataset .tar shards", "an integer .npy/.npz array")
 
     def accepts(self, path) -> bool:
-        if path.is_dir():
+        from selfsup.data.shards import is_shards
+
+        if path.is_dir() or is_shards(path):
             return True
         if not (path.is_file() and path.suffix in (".npy", ".npz")):
             return False
@@ -67,6 +69,13 @@ class Image(Modality):
         """A folder (streamed with ``data_mode="stream"``, or with ``"auto"`` when its decoded
         images would take more than a quarter of RAM; else decoded, through the decoded-image
         cache in ``cache_dir`` when given) or an array."""
+        from selfsup.data.shards import is_shards, open_shards
+
+        if is_shards(path):  # tar shards stream, or are decoded into memory when asked or small
+            streamed = open_shards(str(path), image_size)
+            if data_mode == "stream" or (data_mode == "auto" and not fits_in_memory(len(streamed), streamed.image_size)):
+                return streamed
+            return ImageSource(streamed.name, streamed.samples[:], streamed.ids, streamed.labels, streamed.classes)
         if not path.is_dir():
             return load_array_source(path, image_size)
         if data_mode != "memory":

@@ -235,3 +235,24 @@ def _export_arguments(p) -> None:
                         "torchvision.models.get_model with the classifier removed; safetensors: the state dict of "
                         "any backbone; onnx: model.onnx with a dynamic batch axis")
     p.add_argument("--out", required=True, metavar="DIR", help="folder to write (created if needed)")
+
+
+def _run_pack(a: dict) -> None:
+    from selfsup.data.shards import pack_folder
+
+    done = pack_folder(a["folder"], a["out"], a["image_size"], a["shard_size"])
+    skipped = f"; skipped {len(done['skipped'])} unreadable: {done['skipped'][0][0]}" if done["skipped"] else ""
+    print(f"wrote {done['images']} images in {done['shards']} shard(s) to {a['out']}"
+          f"{' with labels' if done['classes'] else ''}{skipped}")
+
+
+@command("pack", help="write an image folder as WebDataset tar shards",
+         description="Pack the images below FOLDER into WebDataset tar shards (KEY.jpg, KEY.cls when the folder "
+                     "has class sub-folders, classes.json) that `--data OUT` (or OUT/{000000..000009}.tar) streams.",
+         run=_run_pack)
+def _pack_arguments(p) -> None:
+    p.add_argument("folder", metavar="FOLDER", help="an image folder, as for pretrain --data")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for the shards (must hold none yet)")
+    p.add_argument("--image-size", type=int, help="re-encode as JPEG with the short side resized down to this "
+                                                  "(default: copy the files' bytes as they are)")
+    p.add_argument("--shard-size", type=int, default=1000, help="images per shard (default: 1000)")

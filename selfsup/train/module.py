@@ -137,7 +137,7 @@ class PretrainModule(L.LightningModule):
         if not torch.isfinite(loss):
             raise DivergenceError(f"loss is {loss.item()} at step {self.global_step} "
                                   f"(epoch {self.current_epoch})")
-        self.log("loss", loss, prog_bar=True, on_step=True, on_epoch=True, sync_dist=True)
+        self.log("loss", loss, prog_bar=True, on_step=True, on_epoch=True, sync_dist=True, batch_size=len(indices))
         self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False)
         for name, value in logs.items():
             self.log(name, value, on_step=True, on_epoch=False)
