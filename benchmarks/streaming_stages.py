@@ -17,7 +17,7 @@ planted duplicates.
 - dedupe: `selfsup.tasks.dedupe.dedupe --threshold 0.95`; the share of planted pairs in
   one group, and the rows grouped.
 
-    python benchmarks/streaming_stages.py            # 100,000 rows (a few minutes on 2 cores)
+    python benchmarks/streaming_stages.py            # 50,000 rows (about 2 CPU minutes)
     python benchmarks/streaming_stages.py --full     # 1,000,000 rows, budget 100,000
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/streaming_stages.py --full --threads 1
 
@@ -145,7 +145,7 @@ def stage(args) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--rows", type=int, default=50_000)
     parser.add_argument("--full", action="store_true", help="1,000,000 rows")
     parser.add_argument("--queries", type=int, default=10_000)
     parser.add_argument("--budget", type=int, help="curate budget (default: rows / 10)")
