@@ -70,7 +70,9 @@ def test_keep_freed_memory_keeps_batch_sized_blocks_in_the_heap():
     kept, mapped, held = malloc_state("keep")
     assert kept and not kept_default
     assert mapped_default >= BATCH and held_default < BATCH  # mapped alone, handed back
-    assert mapped < BATCH and held >= BATCH  # from the heap, kept after the free
+    # from the heap, kept after the free: the arena grew by the block, less the few KB of free
+    # heap it reused (measured 4 KB short once), against ~0 when the block is handed back
+    assert mapped < BATCH and held >= BATCH - 256 * 1024
 
 
 @pytest.mark.parametrize("native", [True, False])
