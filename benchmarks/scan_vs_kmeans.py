@@ -39,8 +39,8 @@ def measure(run, data, backbone_epochs: int, views: int = 4, seed: int = 0) -> d
     result.update(scan=accuracy(scan.scan_labels_), scan_self_label=accuracy(scan.labels_),
                   confident=round(scan.self_labelled_, 3))
     if backbone_epochs:
-        tuned = SCAN(k, epochs=backbone_epochs, seed=seed).fit_backbone(embedded, views)
-        result.update(backbone_scan=accuracy(tuned.scan_labels_), backbone_scan_self_label=accuracy(tuned.labels_),
+        tuned = SCAN(k, seed=seed).fit_backbone(embedded, views, backbone_epochs)
+        result.update(backbone_frozen_head=accuracy(tuned.frozen_labels_), backbone_scan=accuracy(tuned.scan_labels_), backbone_scan_self_label=accuracy(tuned.labels_),
                       backbone_kmeans=accuracy(kmeans(tuned.embedded_.embeddings, k, seed)))
     result["seconds"] = round(time.perf_counter() - started)
     return result

@@ -116,6 +116,7 @@ class SCAN:
     def _start(self, X: np.ndarray, neighbours=None) -> torch.Tensor:
         torch.manual_seed(self.seed)
         self.generator_ = seeded(self.seed)
+        self.history_ = []  # mean loss, consistency and entropy of each epoch
         X = np.asarray(X, dtype=np.float32)
         self.heads_ = ClusterHeads(X.mean(axis=0), X.std(axis=0) + 1e-6, self.n_clusters, self.heads)
         if neighbours is None:
@@ -130,7 +131,6 @@ class SCAN:
         the anchors and of one mined neighbour each."""
         optimizer = torch.optim.Adam(parameters, weight_decay=self.weight_decay)
         generator, batch = self.generator_, min(self.batch_size, n)
-        self.history_ = []
         for _ in bar(range(epochs), desc="SCAN", unit="epoch"):
             totals = torch.zeros(3)
             for rows in torch.randperm(n, generator=generator).split(batch):
@@ -197,29 +197,33 @@ class SCAN:
         clean = torch.from_numpy(np.asarray(X, dtype=np.float32))
         every = clean[None] if views is None else torch.cat([clean[None], torch.as_tensor(views, dtype=torch.float32)])
 
+        self._frozen_epochs(every, neighbours)
+        self._keep_best_head(clean.numpy(), neighbours.numpy())
+        self.scan_labels_ = self.predict(clean.numpy())
+        self._self_label(clean, every[1:] if len(every) > 1 else every)
+        self.labels_ = self.predict(clean.numpy())
+        return self
+
+    def _frozen_epochs(self, every: torch.Tensor, neighbours: torch.Tensor) -> None:
+        """``epochs`` of SCAN on (views, N, D) embeddings, the clean ones first."""
         def pair(rows, partners):  # a random clean or augmented embedding of each
             views_picked = torch.randint(len(every), (2, len(rows)), generator=self.generator_)
             return every[views_picked[0], rows], every[views_picked[1], partners]
 
-        self._scan_epochs(len(clean), neighbours, pair, [{"params": self.heads_.parameters(), "lr": self.lr}],
+        self._scan_epochs(every.shape[1], neighbours, pair, [{"params": self.heads_.parameters(), "lr": self.lr}],
                           self.epochs)
-        return self._finish(clean, every[1:] if len(every) > 1 else every, neighbours)
 
-    def _finish(self, clean, augmented, neighbours) -> "SCAN":
-        self._keep_best_head(clean.numpy(), neighbours.numpy())
-        self.scan_labels_ = self.predict(clean.numpy())
-        self._self_label(clean, augmented)
-        self.labels_ = self.predict(clean.numpy())
-        return self
-
-    def fit_backbone(self, embedded, views: int = 4, backbone_lr: float = 1e-4) -> "SCAN":
-        """SCAN with the backbone of ``embedded``'s run updated too (the paper's default):
-        anchors and neighbours are augmented views (the modality's SimCLR recipe) of the
-        samples, through a copy of the backbone in train mode, Adam at ``backbone_lr`` for
-        the backbone and ``lr`` for the heads; neighbours are mined on the pretrained
-        embeddings. Then the best head is kept and self-labelled on embeddings of the
-        updated backbone (``views`` augmented copies). Sets ``embedded_`` to those
-        clean embeddings and ``method_`` to the updated model."""
+    def fit_backbone(self, embedded, views: int = 4, epochs: int = 10, backbone_lr: float = 1e-4) -> "SCAN":
+        """SCAN with the backbone of ``embedded``'s run updated too (the paper's default).
+        First the heads are fitted on the frozen embeddings (as ``fit``, ``views`` augmented
+        copies) and the best one kept, so that the backbone's first gradients come from a
+        head that already clusters; then a copy of the backbone and that head are trained
+        together for ``epochs`` on augmented views (the modality's SimCLR recipe) of each
+        sample and of one of its neighbours (mined on the pretrained embeddings), Adam at
+        ``backbone_lr`` for both. The backbone stays in eval mode (batch-norm statistics of
+        pretraining), so that the embeddings it is trained on are those it gives afterwards.
+        Then self-labelling on embeddings of the updated backbone. Sets ``method_`` to the
+        updated model and ``embedded_`` to its embeddings."""
         import copy
         import inspect
         from dataclasses import replace
@@ -227,15 +231,21 @@ class SCAN:
         from selfsup.tasks.common import embed_augmented, embed_source
 
         config, method = embedded.run
-        method = copy.deepcopy(method)
-        where = embedded.placement
         neighbours = self._start(embedded.embeddings)
+        clean = torch.from_numpy(np.asarray(embedded.embeddings, dtype=np.float32))
+        every = clean[None] if views == 0 else torch.cat([clean[None], torch.from_numpy(
+            embed_augmented(embedded, views, self.seed))])
+        self._frozen_epochs(every, neighbours)
+        self._keep_best_head(clean.numpy(), neighbours.numpy())
+        self.frozen_labels_ = self.predict(clean.numpy())
+
+        method, where = copy.deepcopy(method).eval(), embedded.placement
+        method.to(where.device)
+        self.heads_.to(where.device)
+        embed = inspect.unwrap(type(method).embed)  # the representation, without embed's no_grad
         samples = embedded.source.samples
         recipe = modalities.get(embedded.source.modality).views("simclr", config.image_size)
         recipe = replace(recipe, views=recipe.views[:1])
-        self.heads_.to(where.device)
-        method.to(where.device).train()
-        embed = inspect.unwrap(type(method).embed)  # the representation, without embed's no_grad
 
         def pair(rows, partners):
             both = samples[torch.cat([rows, partners])].to(where.device)
@@ -244,17 +254,19 @@ class SCAN:
                 z = embed(method, x).float()
             return z[:len(rows)], z[len(rows):]
 
-        self._scan_epochs(len(samples), neighbours, pair,
-                          [{"params": method.parameters(), "lr": backbone_lr},
-                           {"params": self.heads_.parameters(), "lr": self.lr}], self.epochs)
+        self._scan_epochs(len(samples), neighbours, pair, [{"params": method.parameters(), "lr": backbone_lr},
+                                                           {"params": self.heads_.parameters(), "lr": backbone_lr}],
+                          epochs)
         self.heads_.cpu()
-        method.eval()
         self.method_ = method
         updated = replace(embedded, run=(config, method))
-        clean = embed_source(method, config, embedded.source, where)
-        augmented = embed_augmented(updated, views, self.seed) if views > 0 else clean[None]
-        self.embedded_ = replace(updated, embeddings=clean)
-        return self._finish(torch.from_numpy(clean), torch.from_numpy(augmented), neighbours)
+        clean = torch.from_numpy(embed_source(method, config, embedded.source, where))
+        augmented = torch.from_numpy(embed_augmented(updated, views, self.seed)) if views > 0 else clean[None]
+        self.embedded_ = replace(updated, embeddings=clean.numpy())
+        self.scan_labels_ = self.predict(clean.numpy())
+        self._self_label(clean, augmented)
+        self.labels_ = self.predict(clean.numpy())
+        return self
 
     @torch.no_grad()
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
@@ -273,9 +285,10 @@ def cluster(run_or_file, data: str | None = None, n_clusters: int | None = None,
     accuracy (Hungarian), NMI and ARI, for SCAN before (``scan_head``) and after
     self-labelling (``scan``). ``views``: augmented copies embedded for SCAN (needs a run
     directory; none with an embeddings file). ``heads``: SCAN heads trained, the one of
-    lowest loss kept. ``update_backbone``: fine-tune a copy of the run's backbone with the
-    SCAN loss on augmented views for ``backbone_epochs`` (the paper's default; slower), else
-    train the heads on frozen embeddings for ``epochs``. ``out``: write ``clusters.tsv``.
+    lowest loss kept. ``update_backbone``: after ``epochs`` on frozen embeddings, fine-tune
+    a copy of the run's backbone with that head and the SCAN loss on augmented views for
+    ``backbone_epochs`` (the paper's default; slower; see ``SCAN.fit_backbone``), else
+    train the heads on frozen embeddings for ``epochs`` only. ``out``: write ``clusters.tsv``.
     ``accelerator``/``devices``: where a run embeds ``data`` (default: the run's, else CPU)."""
     from selfsup.data import DataError
     from selfsup.tasks.common import check_count, load_embeddings
@@ -296,10 +309,10 @@ def cluster(run_or_file, data: str | None = None, n_clusters: int | None = None,
     estimated = n_clusters is None
     k = estimate_clusters(embedded.embeddings, seed=seed) if estimated else n_clusters
     by_kmeans = kmeans(embedded.embeddings, k, seed)
-    scan = SCAN(k, entropy_weight=entropy_weight, heads=heads, epochs=backbone_epochs if update_backbone else epochs,
-                self_label_epochs=self_label_epochs, seed=seed)
+    scan = SCAN(k, entropy_weight=entropy_weight, heads=heads, epochs=epochs, self_label_epochs=self_label_epochs,
+                seed=seed)
     if update_backbone:
-        scan.fit_backbone(embedded, views)
+        scan.fit_backbone(embedded, views, backbone_epochs)
     else:
         augmented = None
         if embedded.source is not None and views > 0:

@@ -102,7 +102,7 @@ def test_updating_the_backbone_changes_a_copy_of_its_weights(digits_run):
     embedded = load_embeddings(digits_run)
     _, method = embedded.run
     before = {name: p.detach().clone() for name, p in method.named_parameters()}
-    scan = SCAN(10, heads=2, epochs=1, self_label_epochs=1).fit_backbone(embedded, views=1)
+    scan = SCAN(10, heads=2, epochs=2, self_label_epochs=1).fit_backbone(embedded, views=1, epochs=1)
     after = dict(scan.method_.named_parameters())
     assert any(not torch.equal(before[name], after[name]) for name in before)
     assert all(torch.equal(before[name], p) for name, p in method.named_parameters())  # the run's own is untouched
