@@ -14,9 +14,16 @@ SCAN (Van Gansbeke et al. 2020, "SCAN: Learning to Classify Images without Label
    pseudo-labels for their strongly augmented view, with cross-entropy weighted by
    inverse pseudo-label frequency so large clusters do not swallow small ones.
 
-Here the backbone stays frozen and the head is trained on embeddings: the "views" are
-embeddings of augmented images (SimCLR recipe) computed once. The paper also updates the
-backbone; on small CPU budgets the frozen version is what we can afford.
+By default the backbone stays frozen and the heads train on embeddings: the clean
+embedding and those of ``views`` augmented copies (the modality's SimCLR recipe) computed
+once, one picked at random for each anchor and each neighbour. The inputs of the heads are
+standardised, then L2-normalised embeddings; 10 heads train at once and the one of lowest
+SCAN loss on the clean embeddings is kept (the paper's heads). Heads on fixed inputs need
+a far higher learning rate than the paper's 1e-4 for a backbone: Adam at 1e-2 for SCAN,
+1e-3 for self-labelling (at 1e-2 self-labelling emptied clusters; issue 19 measured both).
+``fit_backbone`` (``cluster --update-backbone``) also updates a copy of the backbone, the
+paper's default: heads first on frozen embeddings, then backbone and the kept head
+together on augmented views at 1e-4, then self-labelling on the updated embeddings.
 
 The number of clusters, when not given, is estimated by the eigengap heuristic (von
 Luxburg 2007, "A Tutorial on Spectral Clustering", sec. 8.3) on a k-NN graph of a subsample.
