@@ -31,6 +31,8 @@ Luxburg 2007, "A Tutorial on Spectral Clustering", sec. 8.3) on a k-NN graph of 
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -172,12 +174,14 @@ class SCAN:
         best.linear.bias.data.copy_(self.heads_.linear.bias.data[rows])
         self.heads_ = best
 
-    def _self_label(self, clean: torch.Tensor, augmented: torch.Tensor) -> None:
+    def _self_label(self, clean: torch.Tensor, augmented: torch.Tensor, neighbours: torch.Tensor) -> None:
         """Confident predictions on clean embeddings become targets for augmented ones,
         cross-entropy weighted by inverse pseudo-label frequency."""
         optimizer = torch.optim.Adam(self.heads_.parameters(), lr=self.self_label_lr, weight_decay=self.weight_decay)
         generator, n = self.generator_, len(clean)
         self.self_labelled_ = 0.0  # fraction of confident samples in the last self-labelling epoch
+        before = copy.deepcopy(self.heads_.state_dict())
+        loss_before = float(self.head_losses(clean, neighbours)[0])
         for _ in bar(range(self.self_label_epochs), desc="SCAN self-labelling", unit="epoch"):
             confident = 0
             for rows in torch.randperm(n, generator=generator).split(min(self.batch_size, n)):
@@ -197,6 +201,12 @@ class SCAN:
                 optimizer.step()
                 confident += int(keep.sum())
             self.self_labelled_ = confident / n
+        # on fixed embeddings self-labelling can also merge clusters; keep it only where it
+        # lowers the SCAN loss (the label-free criterion that chose the head)
+        self.self_label_losses_ = (loss_before, float(self.head_losses(clean, neighbours)[0]))
+        self.self_label_kept_ = self.self_label_losses_[1] <= self.self_label_losses_[0]
+        if not self.self_label_kept_:
+            self.heads_.load_state_dict(before)
 
     def fit(self, X: np.ndarray, views: np.ndarray | None = None, neighbours: np.ndarray | None = None) -> "SCAN":
         """``neighbours``: (N, k) positions of each sample's neighbours (default: mined on X)."""
@@ -207,7 +217,7 @@ class SCAN:
         self._frozen_epochs(every, neighbours)
         self._keep_best_head(clean.numpy(), neighbours.numpy())
         self.scan_labels_ = self.predict(clean.numpy())
-        self._self_label(clean, every[1:] if len(every) > 1 else every)
+        self._self_label(clean, every[1:] if len(every) > 1 else every, neighbours)
         self.labels_ = self.predict(clean.numpy())
         return self
 
@@ -231,7 +241,6 @@ class SCAN:
         pretraining), so that the embeddings it is trained on are those it gives afterwards.
         Then self-labelling on embeddings of the updated backbone. Sets ``method_`` to the
         updated model and ``embedded_`` to its embeddings."""
-        import copy
         import inspect
         from dataclasses import replace
 
@@ -271,7 +280,7 @@ class SCAN:
         augmented = torch.from_numpy(embed_augmented(updated, views, self.seed)) if views > 0 else clean[None]
         self.embedded_ = replace(updated, embeddings=clean.numpy())
         self.scan_labels_ = self.predict(clean.numpy())
-        self._self_label(clean, augmented)
+        self._self_label(clean, augmented, neighbours)
         self.labels_ = self.predict(clean.numpy())
         return self
 

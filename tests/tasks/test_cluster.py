@@ -126,3 +126,18 @@ def test_cluster_a_run_on_digits(digits_run, tmp_path, capsys):
     run(["cluster", str(digits_run), "--clusters", "10", "--update-backbone", "--backbone-epochs", "1",
          "--self-label-epochs", "1", "--views", "1", "--heads", "2"])
     assert '"backbone_updated": true' in capsys.readouterr().out
+
+
+def test_self_labelling_is_kept_only_where_it_lowers_the_scan_loss():
+    x, _ = separated()
+    rng = np.random.default_rng(1)
+    wild = x[rng.permutation(len(x))][None]  # "views" of other samples: targets that contradict the clusters
+    neighbours = mine_neighbours(x, 20)
+    for self_label_lr, kept in ((1e-3, None), (1e-1, False)):
+        scan = SCAN(6, epochs=30, self_label_epochs=10, lr=1e-2, self_label_lr=self_label_lr,
+                    confidence=0.5).fit(x, wild, neighbours)
+        before, after = scan.self_label_losses_
+        assert scan.self_label_kept_ == (after <= before)
+        assert scan.head_losses(x, neighbours)[0] <= before + 1e-5  # never worse than the SCAN head
+        if kept is not None:
+            assert scan.self_label_kept_ == kept and (scan.labels_ == scan.scan_labels_).all()
