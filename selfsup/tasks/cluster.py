@@ -106,8 +106,10 @@ class SCAN:
     anchors and neighbours, with the backbone frozen). ``heads`` heads train at once from
     different initialisations and the one of lowest SCAN loss on the clean embeddings is
     kept (the paper's choice), then self-labelled: confident (> ``confidence``) predictions
-    on clean embeddings are the targets of the augmented ones. ``fit_backbone`` also updates
-    the backbone of a run (the paper's default)."""
+    on clean embeddings are the targets of the augmented ones, kept only if that lowers the
+    head's SCAN loss (``self_label_kept_``). ``scan_labels_``: clusters before self-labelling,
+    ``labels_`` after. ``fit_backbone`` also updates the backbone of a run (the paper's
+    default)."""
 
     def __init__(self, n_clusters: int, neighbours: int = 20, entropy_weight: float = 5.0, heads: int = 10,
                  epochs: int = 100, self_label_epochs: int = 50, confidence: float = 0.99,
@@ -213,7 +215,6 @@ class SCAN:
         neighbours = self._start(X, neighbours)
         clean = torch.from_numpy(np.asarray(X, dtype=np.float32))
         every = clean[None] if views is None else torch.cat([clean[None], torch.as_tensor(views, dtype=torch.float32)])
-
         self._frozen_epochs(every, neighbours)
         self._keep_best_head(clean.numpy(), neighbours.numpy())
         self.scan_labels_ = self.predict(clean.numpy())
@@ -338,6 +339,7 @@ def cluster(run_or_file, data: str | None = None, n_clusters: int | None = None,
         scan.fit(embedded.embeddings, augmented)
     result = {"samples": len(embedded), "clusters": k, "clusters_estimated": estimated,
               "backbone_updated": update_backbone, "scan_head": scan.best_head_,
+              "self_label_kept": bool(scan.self_label_kept_),
               "kmeans_ids": by_kmeans.tolist(), "scan_ids": scan.labels_.tolist()}
     if embedded.labels is not None:
         result["classes"] = int(len(np.unique(embedded.labels)))
