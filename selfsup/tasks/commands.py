@@ -130,7 +130,9 @@ def _dedupe_arguments(p) -> None:
 def _run_cluster(a: dict) -> None:
     from selfsup.tasks.cluster import cluster
 
-    print(_short(cluster(a["run"], a["data"], a["clusters"], a["views"], a["epochs"], out=a["out"], **_where(a)),
+    print(_short(cluster(a["run"], a["data"], a["clusters"], a["views"], a["epochs"], a["self_label_epochs"],
+                         out=a["out"], heads=a["heads"], update_backbone=a["update_backbone"],
+                         backbone_epochs=a["backbone_epochs"], **_where(a)),
                  "kmeans_ids", "scan_ids"))
 
 
@@ -143,7 +145,16 @@ def _cluster_arguments(p) -> None:
     p.add_argument("--data", help="data source (default: the run's data)")
     p.add_argument("--clusters", type=int, help="number of clusters (default: eigengap estimate)")
     p.add_argument("--views", type=int, default=4, help="augmented views embedded for SCAN (default: 4)")
-    p.add_argument("--epochs", type=int, default=100, help="SCAN epochs (default: 100)")
+    p.add_argument("--epochs", type=int, default=100, help="SCAN epochs of the heads on frozen embeddings "
+                                                           "(default: 100)")
+    p.add_argument("--self-label-epochs", type=int, default=50, help="self-labelling epochs (default: 50)")
+    p.add_argument("--heads", type=int, default=10, help="SCAN heads trained at once; the one of lowest SCAN "
+                                                         "loss is kept (default: 10)")
+    p.add_argument("--update-backbone", action="store_true",
+                   help="also fine-tune (a copy of) the run's backbone with the SCAN loss on augmented views, "
+                        "as the paper does (slower; needs a run directory)")
+    p.add_argument("--backbone-epochs", type=int, default=20, help="SCAN epochs with --update-backbone "
+                                                                   "(default: 20)")
     p.add_argument("--out", help="TSV file of id, kmeans, scan cluster ids")
     add_placement_options(p)
 
