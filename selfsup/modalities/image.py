@@ -86,8 +86,10 @@ class Image(Modality):
                 return load_folder_source(path, image_size)
             if data_mode == "stream" or not fits_in_memory(len(streamed), streamed.image_size):
                 return streamed
-            image_size = streamed.image_size
-            stage("%d images of %d px fit in a quarter of RAM: decoding them into memory", len(streamed), image_size)
+            # the in-memory folder chooses its own default size (the median of every file, not of
+            # the index's first 256) and its own cache key, as with data_mode="memory"
+            stage("%d images of %d px fit in a quarter of RAM: decoding them into memory", len(streamed),
+                  streamed.image_size)
         if cache_dir is None:
             return load_folder_source(path, image_size)
         from pathlib import Path
