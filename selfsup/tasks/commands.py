@@ -108,8 +108,11 @@ def _run_dedupe(a: dict) -> None:
     from selfsup.tasks.dedupe import dedupe
 
     result = dedupe(a["run"], a["data"], a["threshold"], not a["no_center"], a["clusters"], out=a["out"], **_where(a))
+    loosest = min((p["loosest"] for p in result["pairs"]), key=lambda pair: pair[2], default=None)
     print(f"{len(result['groups'])} groups of near-duplicates among {result['samples']} samples; "
-          f"keep {len(result['keep'])}" + (f"; wrote {a['out']}" if a["out"] else ""))
+          f"keep {len(result['keep'])}" + (f"; loosest pair in a group: {loosest[0]} ~ {loosest[1]} "
+                                            f"(cosine {loosest[2]:.3f})" if loosest else "")
+          + (f"; wrote {a['out']}" if a["out"] else ""))
 
 
 @command("dedupe", help="groups of near-duplicate samples and a keep-list",

@@ -66,11 +66,15 @@ def duplicate_groups(embeddings: np.ndarray, threshold: float = 0.9, center: boo
     cosine of at least ``threshold`` with the representative; no sample is in two groups.
     Sorted by representative. ``clusters``: how many k-means clusters the search runs inside
     (default: one per ``CLUSTER_SIZE`` samples)."""
-    import faiss
-
     if not -1 <= threshold <= 1:
         raise ConfigError(f"threshold={threshold}: expected a cosine similarity in [-1, 1]")
-    x = _centred_unit(embeddings, center)
+    return _star_groups(_centred_unit(embeddings, center), threshold, clusters, seed)
+
+
+def _star_groups(x: np.ndarray, threshold: float, clusters: int | None, seed: int) -> list[list[int]]:
+    """``duplicate_groups`` of unit rows ``x`` (cosine = inner product)."""
+    import faiss
+
     k = clusters or max(1, round(len(x) / CLUSTER_SIZE))
     if k < 1:
         raise ConfigError(f"clusters={clusters}: expected at least 1")
@@ -104,6 +108,25 @@ def duplicate_groups(embeddings: np.ndarray, threshold: float = 0.9, center: boo
     return sorted(groups)
 
 
+def extreme_pairs(x: np.ndarray, members: list[int], chunk: int = 2048) -> tuple[tuple, tuple]:
+    """((i, j, cosine) of the most similar pair, (i, j, cosine) of the least similar pair)
+    among the rows ``members`` (2 or more) of unit rows ``x``; i before j in ``members``.
+    Every pair of the group is compared, not only those with its representative."""
+    v = np.ascontiguousarray(x[np.asarray(members)], dtype=np.float32)
+    m = len(v)
+    tightest, loosest = (0, 1, -np.inf), (0, 1, np.inf)
+    for start in range(0, m, chunk):
+        s = v[start:start + chunk] @ v.T
+        later = np.arange(m)[None, :] > np.arange(start, start + len(s))[:, None]  # each pair once
+        top, bottom = np.where(later, s, -np.inf), np.where(later, s, np.inf)
+        (a, b), (c, d) = np.unravel_index(top.argmax(), s.shape), np.unravel_index(bottom.argmin(), s.shape)
+        if top[a, b] > tightest[2]:
+            tightest = (start + a, b, top[a, b])
+        if bottom[c, d] < loosest[2]:
+            loosest = (start + c, d, bottom[c, d])
+    return tuple((members[i], members[j], float(sim)) for i, j, sim in (tightest, loosest))
+
+
 def keep_list(n: int, groups: list[list[int]]) -> list[int]:
     """Every sample but the second and later members of each group, in data order."""
     dropped = {i for members in groups for i in members[1:]}
@@ -112,15 +135,24 @@ def keep_list(n: int, groups: list[list[int]]) -> list[int]:
 
 def dedupe(run_or_file, data: str | None = None, threshold: float = 0.9, center: bool = True,
            clusters: int | None = None, out=None, accelerator: str | None = None, devices: str | None = None) -> dict:
-    """Near-duplicate groups of ``data`` (ids; the first of each is kept) and the suggested
-    keep-list. With ``out`` (a directory), writes ``groups.tsv`` (group, id) and
-    ``keep.txt`` (one id a line). ``clusters``: see ``duplicate_groups``.
+    """Near-duplicate groups of ``data`` (ids; the first of each is kept), per group its
+    tightest and loosest pair (``pairs``: [id, id, cosine] of the most and the least similar
+    two members) and the suggested keep-list. With ``out`` (a directory), writes
+    ``groups.tsv`` (group, id), ``group_pairs.tsv`` (group, size, tightest pair and cosine,
+    loosest pair and cosine) and ``keep.txt`` (one id a line). ``clusters``: see ``duplicate_groups``.
     ``accelerator``/``devices``: where a run embeds ``data`` (default: the run's, else CPU)."""
+    if not -1 <= threshold <= 1:
+        raise ConfigError(f"threshold={threshold}: expected a cosine similarity in [-1, 1]")
     embedded = load_embeddings(run_or_file, data, accelerator, devices)
-    groups = duplicate_groups(embedded.embeddings, threshold, center, clusters)
+    x = _centred_unit(embedded.embeddings, center)
+    groups = _star_groups(x, threshold, clusters, seed=0)
     keep = keep_list(len(embedded), groups)
-    result = {"samples": len(embedded), "groups": [[embedded.ids[i] for i in g] for g in groups],
-              "keep": [embedded.ids[i] for i in keep]}
+    ids = embedded.ids
+    pairs = [extreme_pairs(x, g) for g in groups]
+    result = {"samples": len(embedded), "groups": [[ids[i] for i in g] for g in groups],
+              "pairs": [{"tightest": [ids[a], ids[b], round(s, 6)], "loosest": [ids[c], ids[d], round(t, 6)]}
+                        for (a, b, s), (c, d, t) in pairs],
+              "keep": [ids[i] for i in keep]}
     if out is not None:
         from pathlib import Path
 
@@ -130,5 +162,9 @@ def dedupe(run_or_file, data: str | None = None, threshold: float = 0.9, center:
         out.mkdir(parents=True, exist_ok=True)
         write_table(out / "groups.tsv", ("group", "id"),
                     [(g, sample) for g, members in enumerate(result["groups"]) for sample in members])
+        write_table(out / "group_pairs.tsv", ("group", "size", "tightest_a", "tightest_b", "tightest_cosine",
+                                              "loosest_a", "loosest_b", "loosest_cosine"),
+                    [(g, len(members), *p["tightest"], *p["loosest"])
+                     for g, (members, p) in enumerate(zip(result["groups"], result["pairs"]))])
         (out / "keep.txt").write_text("".join(i + "\n" for i in result["keep"]))
     return result

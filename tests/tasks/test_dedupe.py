@@ -3,7 +3,7 @@
 import numpy as np
 from PIL import Image
 
-from selfsup.tasks.dedupe import dedupe, duplicate_groups, keep_list
+from selfsup.tasks.dedupe import dedupe, duplicate_groups, extreme_pairs, keep_list
 
 
 def test_groups_keep_one_each():
@@ -22,6 +22,35 @@ def test_groups_are_stars_that_do_not_chain():
     assert duplicate_groups(x, threshold=np.cos(np.deg2rad(25)), center=False) == [[0, 1]]
     assert duplicate_groups(x, threshold=np.cos(np.deg2rad(45)), center=False) == [[0, 1, 2]]
     assert duplicate_groups(x[::-1], threshold=np.cos(np.deg2rad(25)), center=False) == [[0, 1]]
+
+
+def test_a_long_chain_is_not_one_group():
+    # 30 points on a circle, 10 degrees apart: each within the threshold (cosine of 12 degrees)
+    # of the next, so a threshold graph is one connected chain spanning 290 degrees
+    step, threshold = np.deg2rad(10), np.cos(np.deg2rad(12))
+    x = np.array([[np.cos(i * step), np.sin(i * step), 0.0] for i in range(30)], dtype=np.float32)
+    x = np.concatenate([x, np.random.default_rng(0).normal(size=(30, 3)).astype(np.float32) * 1e-3], axis=1)
+    for clusters in (1, 4):
+        groups = duplicate_groups(x, threshold, center=False, clusters=clusters)
+        assert max(len(g) for g in groups) <= 3  # a star: its centre and its two neighbours at most
+        unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+        assert all(unit[g[0]] @ unit[j] >= threshold for g in groups for j in g[1:])
+        assert len({i for g in groups for i in g}) == sum(len(g) for g in groups)  # no sample twice
+
+
+def test_extreme_pairs_name_the_tightest_and_loosest_pair():
+    angles = np.deg2rad([0, 3, 10, 4.5])  # pairs: (0, 3) and (3, 10): 1.5 deg apart ... (0, 10): 10
+    x = np.array([[np.cos(a), np.sin(a)] for a in angles], dtype=np.float32)
+    (a, b, tight), (c, d, loose) = extreme_pairs(x, [0, 1, 2, 3])
+    assert (a, b) == (1, 3) and np.isclose(tight, np.cos(np.deg2rad(1.5)), atol=1e-6)
+    assert (c, d) == (0, 2) and np.isclose(loose, np.cos(np.deg2rad(10)), atol=1e-6)
+    rows = [5, 0, 9]  # chunked over the rows, on a subset given in any order
+    y = np.random.default_rng(0).normal(size=(10, 6)).astype(np.float32)
+    y /= np.linalg.norm(y, axis=1, keepdims=True)
+    s = {(i, j): float(y[i] @ y[j]) for n, i in enumerate(rows) for j in rows[n + 1:]}
+    (a, b, tight), (c, d, loose) = extreme_pairs(y, rows, chunk=1)
+    assert np.isclose(tight, max(s.values())) and s[(a, b)] == max(s.values())
+    assert np.isclose(loose, min(s.values())) and s[(c, d)] == min(s.values())
 
 
 def test_range_search_inside_clusters_finds_planted_copies():
