@@ -107,22 +107,29 @@ def _neighbors_arguments(p) -> None:
 def _run_dedupe(a: dict) -> None:
     from selfsup.tasks.dedupe import dedupe
 
-    result = dedupe(a["run"], a["data"], a["threshold"], not a["no_center"], a["clusters"], out=a["out"], **_where(a))
+    result = dedupe(a["run"], a["data"], a["threshold"], not a["no_center"], a["clusters"], out=a["out"], by=a["by"],
+                    **_where(a))
     loosest = min((p["loosest"] for p in result["pairs"]), key=lambda pair: pair[2], default=None)
-    print(f"{len(result['groups'])} groups of near-duplicates among {result['samples']} samples; "
+    print(f"{len(result['groups'])} groups of near-duplicates among {result['samples']} samples "
+          f"(by {result['by']}, threshold {result['threshold']}); "
           f"keep {len(result['keep'])}" + (f"; loosest pair in a group: {loosest[0]} ~ {loosest[1]} "
-                                            f"(cosine {loosest[2]:.3f})" if loosest else "")
+                                            f"({loosest[2]:.3f})" if loosest else "")
           + (f"; wrote {a['out']}" if a["out"] else ""))
 
 
 @command("dedupe", help="groups of near-duplicate samples and a keep-list",
-         description="Near-duplicates: centred-embedding cosine at least THRESHOLD to the sample kept "
-                     "for them (range search inside k-means clusters; groups do not chain).",
+         description="Near-duplicates of the sample kept for them (groups do not chain): of images, by "
+                     "default, copies by aligned pixel correlation (shifts, mirror, re-encoding, small crops; "
+                     "no model); else centred-embedding cosine (SemDeDup: range search inside k-means clusters).",
          run=_run_dedupe)
 def _dedupe_arguments(p) -> None:
     p.add_argument("run", metavar="RUN_OR_EMBEDDINGS", help=SOURCE_HELP)
     p.add_argument("--data", help="data source (default: the run's data)")
-    p.add_argument("--threshold", type=float, default=0.9, help="cosine similarity of centred embeddings (default: 0.9)")
+    p.add_argument("--by", default="auto", choices=("auto", "embedding", "pixels"),
+                   help="pixels (images: copies, no model), embedding (centred-embedding cosine, semantic "
+                        "near-duplicates too) or auto: pixels for images from a run, else embedding (default: auto)")
+    p.add_argument("--threshold", type=float, help="similarity at least this (default: 0.96 by pixels, "
+                                                   "0.9 by embedding)")
     p.add_argument("--no-center", action="store_true", help="raw cosine, without subtracting the mean embedding")
     p.add_argument("--clusters", type=int, help="k-means clusters the search runs inside (default: one per "
                                                 "1,000 samples)")

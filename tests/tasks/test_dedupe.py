@@ -1,9 +1,48 @@
 """Planted exact and augmented duplicates in a folder of digits are found."""
 
 import numpy as np
+import pytest
 from PIL import Image
 
-from selfsup.tasks.dedupe import dedupe, duplicate_groups, extreme_pairs, keep_list
+from selfsup.config import ConfigError
+
+from selfsup.tasks.dedupe import (copy_images, copy_pairs, dedupe, duplicate_groups, extreme_pairs, groups_from_pairs,
+                                  keep_list)
+
+
+def textures(n: int, seed: int = 0) -> np.ndarray:
+    """(n, 32, 32) uint8 smooth random images (noise blurred at several scales), all different."""
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(seed)
+    x = sum(gaussian_filter(rng.normal(size=(n, 32, 32)), (0, s, s)) * s for s in (2, 4, 8))
+    x = (x - x.mean(axis=(1, 2), keepdims=True)) / x.std(axis=(1, 2), keepdims=True)
+    return (128 + 40 * x).clip(0, 255).astype(np.uint8)
+
+
+def injected_copies(images: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """``images`` followed by one copy of each of the first 50: exact, JPEG at quality 60, shifted
+    by 2 px, cropped to 92% of the area and resized back, mirrored (10 each); and the pairs."""
+    import io
+
+    copies = []
+    for i in range(50):
+        picture = Image.fromarray(images[i])
+        kind = i % 5
+        if kind == 0:
+            copy = images[i]
+        elif kind == 1:
+            buffer = io.BytesIO()
+            picture.save(buffer, format="JPEG", quality=60)
+            copy = np.asarray(Image.open(buffer))
+        elif kind == 2:
+            copy = np.pad(images[i], 2, mode="edge")[:32, 1:33]  # 2 px down, 1 px right
+        elif kind == 3:
+            copy = np.asarray(picture.crop((1, 2, 32, 32)).resize((32, 32), Image.BICUBIC))
+        else:
+            copy = images[i][:, ::-1]
+        copies.append(copy)
+    return np.concatenate([images, np.stack(copies)]), [(i, len(images) + i) for i in range(50)]
 
 
 def test_groups_keep_one_each():
@@ -98,7 +137,7 @@ def test_planted_duplicates_in_a_folder_are_found(digits_run, tmp_path):
         picture = Image.open(folder / f"{i:04d}.png").convert("RGB")
         picture.point(lambda v: min(255, int(v * 1.1))).save(folder / f"aug-{i:04d}.jpg", quality=90)
         planted.append((f"{i:04d}.png", f"aug-{i:04d}.jpg"))
-    result = dedupe(digits_run, str(folder), threshold=0.85, out=tmp_path / "out")
+    result = dedupe(digits_run, str(folder), threshold=0.85, out=tmp_path / "out", by="embedding")
     group_of = {sample: g for g, members in enumerate(result["groups"]) for sample in members}
     found = sum(a in group_of and group_of.get(a) == group_of.get(b) for a, b in planted)
     assert found / len(planted) == 1.0
@@ -106,5 +145,35 @@ def test_planted_duplicates_in_a_folder_are_found(digits_run, tmp_path):
     grouped = sum(len(g) for g in result["groups"])
     assert grouped < 120  # centred cosine keeps unrelated digits apart (raw cosine groups them)
     assert (tmp_path / "out" / "keep.txt").read_text().count("\n") == len(result["keep"])
-    raw = dedupe(digits_run, str(folder), threshold=0.85, center=False)
+    raw = dedupe(digits_run, str(folder), threshold=0.85, center=False, by="embedding")
     assert sum(len(g) for g in raw["groups"]) > grouped
+
+
+def test_pixels_find_every_kind_of_copy_and_flag_no_unrelated_image():
+    images, planted = injected_copies(textures(300))
+    x = copy_images(images[:, None])
+    pairs, scores = copy_pairs(x)
+    groups = groups_from_pairs(len(x), pairs, scores, 0.96)
+    assert sorted(groups) == [[a, b] for a, b in planted]  # every copy with its original, nothing else
+    clean = copy_images(textures(300)[:, None])
+    assert groups_from_pairs(len(clean), *copy_pairs(clean), 0.96) == []
+    assert groups_from_pairs(len(x), pairs, scores, 0.5)  # a low threshold flags unrelated pairs too
+    by_embedding = duplicate_groups(x.reshape(len(x), -1).astype(np.float32), 0.96)
+    assert len(by_embedding) < len(planted)  # raw pixels as an embedding miss shifted and mirrored copies
+
+
+def test_pixels_through_a_run_report_groups_and_their_pairs(digits_run, tmp_path):
+    images, planted = injected_copies(textures(100))
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for i, image in enumerate(images):
+        Image.fromarray(image).save(folder / f"{i:04d}.png")
+    result = dedupe(digits_run, str(folder), out=tmp_path / "out")  # image data from a run: by pixels
+    assert result["by"] == "pixels" and result["threshold"] == 0.96
+    assert sorted(result["groups"]) == [[f"{a:04d}.png", f"{b:04d}.png"] for a, b in planted]
+    assert all(p["loosest"][2] >= 0.96 and p["tightest"][2] >= p["loosest"][2] for p in result["pairs"])
+    table = (tmp_path / "out" / "group_pairs.tsv").read_text().splitlines()
+    assert table[0].split("\t")[:5] == ["group", "size", "tightest_a", "tightest_b", "tightest_similarity"]
+    assert len(table) == 1 + len(planted)
+    with pytest.raises(ConfigError, match="by='nearest'"):
+        dedupe(digits_run, str(folder), by="nearest")
