@@ -128,7 +128,7 @@ def _dedupe_arguments(p) -> None:
     p.add_argument("--by", default="auto", choices=("auto", "embedding", "pixels"),
                    help="pixels (images: copies, no model), embedding (centred-embedding cosine, semantic "
                         "near-duplicates too) or auto: pixels for images from a run, else embedding (default: auto)")
-    p.add_argument("--threshold", type=float, help="similarity at least this (default: 0.96 by pixels, "
+    p.add_argument("--threshold", type=float, help="similarity at least this (default: 0.97 by pixels, "
                                                    "0.9 by embedding)")
     p.add_argument("--no-center", action="store_true", help="raw cosine, without subtracting the mean embedding")
     p.add_argument("--clusters", type=int, help="k-means clusters the search runs inside (default: one per "

@@ -143,8 +143,9 @@ def extreme_pairs(x: np.ndarray, members: list[int], chunk: int = 2048) -> tuple
 COPY_SIZE = 32  # pixels compares images at this size (area-averaged down, bilinear up)
 COPY_SHIFT = 2  # pixels aligns over shifts of up to this many pixels at COPY_SIZE, each way
 COPY_CANDIDATES = 8  # pixels verifies each image's nearest thumbnails, this many
+COPY_ZOOMS = (1.04,)  # pixels also aligns each image magnified by these (crops of 90-95% of the area)
 COPY_BLUR = 1.0  # Gaussian sigma (pixels at COPY_SIZE) before comparing: tolerates re-encoding and small zooms
-THRESHOLDS = {"embedding": 0.9, "pixels": 0.96}
+THRESHOLDS = {"embedding": 0.9, "pixels": 0.97}
 
 
 def copy_images(samples, batch_size: int = 1024) -> np.ndarray:
@@ -239,8 +240,22 @@ def copy_similarity(images: np.ndarray, pairs: np.ndarray, chunk: int = 512) -> 
     for start in bar(range(0, len(pairs), chunk), desc="aligning candidate pairs", unit="chunk"):
         i, j = pairs[start:start + chunk].T
         a, b = _smoothed(images[i]), _smoothed(images[j])
-        scores[start:start + chunk] = torch.maximum(aligned_similarity(a, b), aligned_similarity(b, a)).numpy()
+        best = torch.maximum(aligned_similarity(a, b), aligned_similarity(b, a))
+        for zoom in COPY_ZOOMS:  # a small crop resized back is the other image zoomed in
+            best = torch.maximum(best, torch.maximum(aligned_similarity(_zoomed(a, zoom), b),
+                                                     aligned_similarity(_zoomed(b, zoom), a)))
+        scores[start:start + chunk] = best.numpy()
     return scores
+
+
+def _zoomed(x, zoom: float):
+    """Images x (N, C, S, S) magnified by ``zoom`` about their centre (bilinear, same size)."""
+    import torch
+    import torch.nn.functional as F
+
+    theta = torch.tensor([[1 / zoom, 0.0, 0.0], [0.0, 1 / zoom, 0.0]], dtype=x.dtype).expand(len(x), 2, 3)
+    return F.grid_sample(x, F.affine_grid(theta, list(x.shape), align_corners=False), mode="bilinear",
+                         padding_mode="border", align_corners=False)
 
 
 def groups_from_pairs(n: int, pairs: np.ndarray, scores: np.ndarray, threshold: float) -> list[list[int]]:
