@@ -12,10 +12,12 @@ Takes the images of ``--data`` (e.g. the 10,000 CIFAR-10 test JPEGs) as original
 The injected set (originals as symlinks + copies) is embedded once with the run's encoder
 (``--run``; without it, SimCLR on ``--pretrain-data`` for ``--epochs`` epochs of
 ``smallcnn`` is trained first, through ``selfsup.tasks.pretrain``); then, for each
-threshold of the sweep, ``selfsup.tasks.dedupe.duplicate_groups`` groups it, and the same
-groups are computed on the originals' rows alone (the set without injected duplicates). At
-the library's defaults, ``selfsup.tasks.dedupe.dedupe`` (the function behind ``selfsup
-dedupe``) is also called on both folders and must agree.
+threshold of the sweep, it is grouped both ways ``selfsup dedupe`` compares: by embedding
+(``duplicate_groups``) and by pixels (``copy_pairs`` + ``groups_from_pairs``), and the
+same groups are computed on the originals' rows alone (the set without injected
+duplicates). At the library's defaults, ``selfsup.tasks.dedupe.dedupe`` (the function
+behind ``selfsup dedupe``) is also called on both folders and must agree with the sweep.
+``--montage PNG`` draws the originals' groups at the defaults, to judge them by eye.
 
 A flagged pair is every pair of samples in one group; it is correct when both are an
 original and its copy (one copy per original here). Precision = correct / flagged pairs,
@@ -26,7 +28,8 @@ percentile, median), and on the clean set the 99.5th percentile of every image's
 similarity to its nearest other image: a threshold below it flags more than 0.5%.
 
     PYTHONPATH=. OMP_NUM_THREADS=2 nice -n 5 python benchmarks/dedupe_injected.py \\
-        --data /tmp/cifar/cifar10-jpg/test --pretrain-data TRAIN_SLICE --epochs 5 --work /tmp/dd
+        --data /tmp/cifar/cifar10-jpg/test --pretrain-data TRAIN_SLICE --epochs 5 --work /tmp/dd \\
+        [--run RUN] [--montage groups.png]
 
 Prints Markdown tables and a final ``RESULT {json}`` line.
 """

@@ -23,8 +23,9 @@ geometrically, as copy-detection systems do: every image is resized to ``COPY_SI
 each one's ``COPY_CANDIDATES`` nearest by a mirror-symmetric 8 x 8 thumbnail are its
 candidates; a pair's similarity is the highest Pearson correlation of the two (blurred)
 images over shifts of up to ``COPY_SHIFT`` px and a left-right mirror
-(``aligned_similarity``), so exact copies, re-encodings, shifts and mirror images score
-~1 and small crops (resized back) close to it.
+(``aligned_similarity``), each also with one image zoomed by ``COPY_ZOOMS``, so exact
+copies, re-encodings, shifts and mirror images score ~1 and small crops (resized back)
+close to it. The default threshold (``THRESHOLDS``) is the best measured there.
 
 Groups are stars, not chains, either way: in data order (cluster by cluster by embedding),
 the first sample not yet in a group becomes a group's representative (the one kept) and
