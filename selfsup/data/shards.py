@@ -5,7 +5,8 @@
 per image, ``KEY.cls`` with its class index when the folder has class sub-folders), and
 ``classes.json`` beside them. The files' bytes are copied as they are, or re-encoded as JPEG
 (quality 95) with the short side resized to ``image_size`` (the aspect ratio kept, so crops
-can still come from the whole image).
+can still come from the whole image); TIFF files are always copied, since JPEG would keep
+three of a stack's C planes.
 
 Reading: ``open_shards`` indexes every member of the shards (a directory of ``*.tar``, one
 ``.tar``, or a brace pattern such as ``DIR/{000000..000099}.tar``) by its byte offset, in
@@ -107,7 +108,7 @@ def _index_shard(shard: Path) -> tuple[list[Member], dict[str, int]]:
 
 def open_shards(spec: str, image_size: int | None = None):
     """A ``StreamSource`` over every image member of the shards ``spec`` names."""
-    from selfsup.data.stream import StreamSource, choose_size
+    from selfsup.data.stream import StreamSource, choose_channels, choose_size
     from selfsup.progress import stage
 
     shards = shard_paths(spec)
@@ -128,8 +129,10 @@ def open_shards(spec: str, image_size: int | None = None):
             [str(c) for c in range(int(labels.max()) + 1)]
     root = shards[0].parent
     size = image_size or choose_size(members[:256], spec)
+    channels = choose_channels(members[:64], spec)
     stage("streaming %d images from %d shard(s) at %d px", len(members), len(shards), size)
-    return StreamSource(Path(spec).name, root, [str(m) for m in members], size, labels, classes, members=members)
+    return StreamSource(Path(spec).name, root, [str(m) for m in members], size, labels, classes, members=members,
+                        channels=channels)
 
 
 def pack_folder(folder: str | os.PathLike, out: str | os.PathLike, image_size: int | None = None,
@@ -153,7 +156,7 @@ def pack_folder(folder: str | os.PathLike, out: str | os.PathLike, image_size: i
             path = folder / name
             extension = path.suffix.lower().lstrip(".").replace("jpeg", "jpg")
             data = path.read_bytes()
-            if image_size:
+            if image_size and extension not in ("tif", "tiff"):  # TIFF stacks keep their planes as they are
                 try:
                     with Image.open(io.BytesIO(data)) as image:
                         image = ImageOps.exif_transpose(image).convert("RGB")

@@ -37,12 +37,13 @@ def strong_view(size: int, crop_min_scale: float = 0.25):
     return augment.create("simclr", size, crop_scale=(crop_min_scale, 1.0), jitter_strength=1.0).views[0]
 
 
-def fits_in_memory(count: int, size: int) -> bool:
-    """Whether ``count`` decoded (3, size, size) uint8 images take at most a quarter of RAM."""
+def fits_in_memory(source) -> bool:
+    """Whether the decoded (C, size, size) uint8 images of a streamed ``source`` take at
+    most a quarter of RAM."""
     import os
 
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    return count * 3 * size * size <= ram / 4
+    return len(source) * source.channels * source.image_size ** 2 <= ram / 4
 
 
 @register
@@ -73,18 +74,21 @@ class Image(Modality):
 
         if is_shards(path):  # tar shards stream, or are decoded into memory when asked or small
             streamed = open_shards(str(path), image_size)
-            if data_mode == "stream" or (data_mode == "auto" and not fits_in_memory(len(streamed), streamed.image_size)):
+            if data_mode == "stream" or (data_mode == "auto" and not fits_in_memory(streamed)):
                 return streamed
-            return ImageSource(streamed.name, streamed.samples[:], streamed.ids, streamed.labels, streamed.classes)
+            images = streamed.samples[:]  # an unreadable member is named, added to skipped and dropped here
+            bad = {f for f, _ in streamed.skipped}
+            keep = [i for i, name in enumerate(streamed.ids) if name not in bad]
+            return ImageSource(streamed.name, images[keep], [streamed.ids[i] for i in keep],
+                               None if streamed.labels is None else streamed.labels[keep], streamed.classes,
+                               streamed.skipped)
         if not path.is_dir():
             return load_array_source(path, image_size)
         if data_mode != "memory":
             from selfsup.data.stream import open_stream
 
-            streamed = open_stream(path, image_size, tiff="refuse" if data_mode == "stream" else "none")
-            if streamed is None:  # auto with TIFF files: in memory, where they keep their channels
-                return load_folder_source(path, image_size)
-            if data_mode == "stream" or not fits_in_memory(len(streamed), streamed.image_size):
+            streamed = open_stream(path, image_size)
+            if data_mode == "stream" or not fits_in_memory(streamed):
                 return streamed
             # the in-memory folder chooses its own default size (the median of every file, not of
             # the index's first 256) and its own cache key, as with data_mode="memory"

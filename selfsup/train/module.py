@@ -99,8 +99,9 @@ def train_loader(train, batch_size: int, seed: int, rank: int = 0, world_size: i
 class PretrainModule(L.LightningModule):
     def __init__(self, method: Method, recipe: Recipe, mean, std, *, optimizer: str, lr: float,
                  weight_decay: float, warmup_epochs: int, epochs: int, steps_per_epoch: int, seed: int,
-                 batch_size: int, labels: torch.Tensor | None = None):
+                 batch_size: int, labels: torch.Tensor | None = None, skipped: list | None = None):
         super().__init__()
+        self.skipped = [] if skipped is None else skipped  # files the workers could not decode are added here
         if method.needs_labels and labels is None:
             raise ValueError(f"method {method.name} needs the training labels")
         self.labels = labels  # (N,) for the in-memory images; only methods that need them see them
@@ -117,7 +118,7 @@ class PretrainModule(L.LightningModule):
         if skipped and skipped[0]:
             from selfsup.data.stream import report_skipped
 
-            report_skipped(skipped[0])
+            report_skipped(skipped[0], self.skipped)
         generator = torch.Generator().manual_seed(derived_seed(self.seed, self.global_step))
         if self.trainer.world_size > 1:  # this process holds one slice of the global batch
             generator = SliceDraws(generator, self.batch_size, self.global_rank * len(indices))

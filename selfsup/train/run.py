@@ -352,7 +352,7 @@ def fit(run: Prepared, callbacks=(), monitor=None) -> float:
         lr=config.lr * config.batch_size / 256, weight_decay=config.weight_decay,
         warmup_epochs=config.warmup_epochs, epochs=config.epochs, steps_per_epoch=len(loader),
         seed=config.seed, batch_size=config.batch_size,
-        labels=run.train.labels if run.method.needs_labels else None)
+        labels=run.train.labels if run.method.needs_labels else None, skipped=run.source.skipped)
     resume_from = run.resume_from
     resume_step = (load_checkpoint(resume_from)["global_step"] if resume_from else 0) if config.resume else None
     if run.rank == 0:  # made by another rank first, a slow-starting rank 0 would see an earlier run
@@ -385,7 +385,26 @@ def fit(run: Prepared, callbacks=(), monitor=None) -> float:
         if trainer.interrupted:
             raise _interrupted("SIGINT", 130, trainer, last, out) from None
         raise
-    return time.time() - fit_started
+    seconds = time.time() - fit_started
+    _record_skipped(run)
+    return seconds
+
+
+def _record_skipped(run: Prepared) -> None:
+    """The files any rank's workers skipped while training, in the source's ``skipped`` list
+    and (rank 0) in ``skipped_files.txt``."""
+    skipped = run.source.skipped
+    if run.world_size > 1 and torch.distributed.is_initialized():
+        every = [None] * run.world_size
+        torch.distributed.all_gather_object(every, list(skipped))
+        known = {f for f, _ in skipped}
+        for part in every:
+            for file, reason in part:
+                if file not in known:
+                    known.add(file)
+                    skipped.append((file, reason))
+    if run.rank == 0:
+        write_text(run.out / "skipped_files.txt", "".join(f"{f}\t{why}\n" for f, why in skipped))
 
 
 def _last_good(last: Path) -> str:
