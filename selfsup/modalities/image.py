@@ -54,26 +54,33 @@ class Image(Modality):
     channels_last = True
     mixed_precision = True
     corruptions = ("noise", "blur", "contrast")
-    formats = ("a folder of images", "WebDataset .tar shards", "an integer .npy/.npz array")
+    formats = ("a folder of images", "WebDataset .tar shards", "a Parquet file of encoded images",
+               "an integer .npy/.npz array")
 
     def accepts(self, path) -> bool:
+        from selfsup.data.parquet_images import image_column
         from selfsup.data.shards import is_shards
 
         if path.is_dir() or is_shards(path):
             return True
+        if path.is_file() and path.suffix.lower() in (".parquet", ".pq"):
+            return image_column(path) is not None
         if not (path.is_file() and path.suffix in (".npy", ".npz")):
             return False
         kind, _ = array_kind(path)
         return kind == "image" or kind is None  # None: the image loader says what is wrong
 
     def load(self, path, image_size=None, label_column=None, cache_dir=None, data_mode="memory"):
-        """A folder (streamed with ``data_mode="stream"``, or with ``"auto"`` when its decoded
-        images would take more than a quarter of RAM; else decoded, through the decoded-image
-        cache in ``cache_dir`` when given) or an array."""
+        """A folder, tar shards or a Parquet file of encoded images (streamed with
+        ``data_mode="stream"``, or with ``"auto"`` when the decoded images would take more
+        than a quarter of RAM; else decoded, a folder through the decoded-image cache in
+        ``cache_dir`` when given) or an array."""
+        from selfsup.data.parquet_images import open_parquet_images
         from selfsup.data.shards import is_shards, open_shards
 
-        if is_shards(path):  # tar shards stream, or are decoded into memory when asked or small
-            streamed = open_shards(str(path), image_size)
+        if is_shards(path) or path.suffix.lower() in (".parquet", ".pq"):  # streamed, or decoded when small
+            streamed = open_shards(str(path), image_size) if is_shards(path) else \
+                open_parquet_images(path, image_size, label_column)
             if data_mode == "stream" or (data_mode == "auto" and not fits_in_memory(streamed)):
                 return streamed
             images = streamed.samples[:]  # an unreadable member is named, added to skipped and dropped here
