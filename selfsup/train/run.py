@@ -355,6 +355,8 @@ def fit(run: Prepared, callbacks=(), monitor=None) -> float:
         labels=run.train.labels if run.method.needs_labels else None, skipped=run.source.skipped)
     resume_from = run.resume_from
     resume_step = (load_checkpoint(resume_from)["global_step"] if resume_from else 0) if config.resume else None
+    if resume_step:  # Lightning creates the first iterator before it sets the sampler's epoch: with persistent
+        loader.sampler.set_epoch(resume_step // len(loader))  # workers that iterator serves the resumed epoch
     if run.rank == 0:  # made by another rank first, a slow-starting rank 0 would see an earlier run
         (out / "checkpoints").mkdir(exist_ok=True)
     trackers = create_loggers(config, out)

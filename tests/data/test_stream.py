@@ -105,6 +105,34 @@ def test_stream_training_skips_a_corrupt_file_and_replays_exactly(streamed_runs)
     assert PretrainConfig.load(a / "config.yaml").workers == 2
 
 
+class Killed(BaseException):
+    """Stands for a hard kill in the middle of epoch 2."""
+
+
+def test_stream_resume_after_a_kill_replays_the_uninterrupted_run(streamed_runs, tmp_path, monkeypatch):
+    from selfsup.train.module import PretrainModule
+
+    (a, summary), _ = streamed_runs
+    per_epoch = summary["train_samples"] // 16
+
+    def dies(self, batch, batch_idx):
+        if self.global_step == per_epoch + 1:  # epoch 1 checkpointed, one step of epoch 2 logged
+            raise Killed
+
+    config = PretrainConfig.load(a / "config.yaml")
+    root, out = config.data, tmp_path / "killed"
+    options = dict(data=root, data_mode="stream", workers=2, epochs=2, image_size=16, batch_size=16, report=False,
+                   log_every_n_steps=1, out=str(out))
+    monkeypatch.setattr(PretrainModule, "on_train_batch_start", dies, raising=False)
+    with pytest.warns(UserWarning), pytest.raises(Killed):
+        pretrain(PretrainConfig(**options))
+    monkeypatch.undo()
+    assert len(_losses(out)) == per_epoch + 1
+    with pytest.warns(UserWarning, match="broken.jpg"):
+        pretrain(PretrainConfig(**options, resume=True))
+    assert _losses(out) == _losses(a)  # the same crops, order and draws after the resume
+
+
 def test_max_steps_stops_the_run(tmp_path):
     out = tmp_path / "run"
     pretrain(PretrainConfig(data="digits", epochs=3, max_steps=3, image_size=16, batch_size=256, report=False,

@@ -166,6 +166,21 @@ def _assert_close_in_bf16(losses_one, losses_two):
     assert max(differences) < 2e-3, (losses_one, losses_two)
 
 
+def test_torchrun_stream_mode_matches_one_process(tmp_path):
+    """Each rank's workers crop its slice of every batch from the full images, as one process does."""
+    from tests.data.test_stream import make_folder
+
+    root = make_folder(tmp_path / "data", per_class=40, corrupt=False)
+    options = ["pretrain", "--data", str(root), "--data-mode", "stream", "--workers", "1", "--epochs", "1",
+               "--image-size", "16", "--batch-size", "16", "--log-every-n-steps", "1", "--no-report",
+               "--method", "simclr", *EXACT]
+    losses_two = _torchrun(*options, out=tmp_path / "two")
+    losses_one = _one_process(*options, out=tmp_path / "one")
+    assert len(losses_one) == len(losses_two) == 4  # 64 training images (80 less the 20% holdout), 16 a step
+    for step, (a, b) in enumerate(zip(losses_one, losses_two)):
+        assert abs(a - b) < 5e-5, f"step {step}: 1 process {a}, 2 processes {b}"
+
+
 def test_torchrun_with_default_options_matches_one_process(tmp_path):
     """The README's command as written (precision auto: bf16 on a CPU with bf16 units,
     channels_last), only shorter."""
