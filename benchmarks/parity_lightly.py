@@ -195,26 +195,38 @@ class BYOL(nn.Module):
         return 0.5 * (self.criterion(p0, z1) + self.criterion(p1, z0))
 
 
-class SimSiam(nn.Module):
-    def __init__(self, backbone):
-        from lightly.loss import NegativeCosineSimilarity
-        from lightly.models.modules import SimSiamPredictionHead
+class ProjectPredict(nn.Module):
+    """Projection head (2 layers with BatchNorm, for CIFAR-10) then prediction head; the
+    projection comes back detached (SimSiam, NNCLR)."""
+
+    def __init__(self, backbone, projection_dim, prediction_head, criterion):
         from lightly.models.modules.heads import ProjectionHead
 
         super().__init__()
-        self.backbone = backbone
-        self.prediction_head = SimSiamPredictionHead(2048, 512, 2048)
-        self.projection_head = ProjectionHead([(backbone.dim, 2048, nn.BatchNorm1d(2048), nn.ReLU(inplace=True)),
-                                               (2048, 2048, nn.BatchNorm1d(2048), None)])
-        self.criterion = NegativeCosineSimilarity()
+        self.backbone, self.prediction_head, self.criterion = backbone, prediction_head, criterion
+        self.projection_head = ProjectionHead([
+            (backbone.dim, 2048, nn.BatchNorm1d(2048), nn.ReLU(inplace=True)),
+            (2048, projection_dim, nn.BatchNorm1d(projection_dim), None)])
+
+    def targets(self, z0, z1):
+        return z0, z1
 
     def loss(self, views, epoch):
         (z0, p0), (z1, p1) = (self._forward(x) for x in views)
+        z0, z1 = self.targets(z0, z1)
         return 0.5 * (self.criterion(z0, p1) + self.criterion(z1, p0))
 
     def _forward(self, x):
         z = self.projection_head(_embed(self.backbone, x))
         return z.detach(), self.prediction_head(z)
+
+
+class SimSiam(ProjectPredict):
+    def __init__(self, backbone):
+        from lightly.loss import NegativeCosineSimilarity
+        from lightly.models.modules import SimSiamPredictionHead
+
+        super().__init__(backbone, 2048, SimSiamPredictionHead(2048, 512, 2048), NegativeCosineSimilarity())
 
 
 class SwAV(nn.Module):
@@ -235,29 +247,16 @@ class SwAV(nn.Module):
         return self.criterion(features[:2], features[2:])
 
 
-class NNCLR(nn.Module):
+class NNCLR(ProjectPredict):
     def __init__(self, backbone):
         from lightly.loss import NTXentLoss
         from lightly.models.modules import NNCLRPredictionHead, NNMemoryBankModule
-        from lightly.models.modules.heads import ProjectionHead
 
-        super().__init__()
-        self.backbone = backbone
-        self.prediction_head = NNCLRPredictionHead(256, 4096, 256)
-        self.projection_head = ProjectionHead([(backbone.dim, 2048, nn.BatchNorm1d(2048), nn.ReLU(inplace=True)),
-                                               (2048, 256, nn.BatchNorm1d(256), None)])
-        self.criterion = NTXentLoss()
+        super().__init__(backbone, 256, NNCLRPredictionHead(256, 4096, 256), NTXentLoss())
         self.memory_bank = NNMemoryBankModule(size=(4096, 256))
 
-    def loss(self, views, epoch):
-        (z0, p0), (z1, p1) = (self._forward(x) for x in views)
-        z0 = self.memory_bank(z0, update=False)
-        z1 = self.memory_bank(z1, update=True)
-        return 0.5 * (self.criterion(z0, p1) + self.criterion(z1, p0))
-
-    def _forward(self, x):
-        z = self.projection_head(_embed(self.backbone, x))
-        return z.detach(), self.prediction_head(z)
+    def targets(self, z0, z1):  # each projection's nearest neighbour in the support set
+        return self.memory_bank(z0, update=False), self.memory_bank(z1, update=True)
 
 
 class DINO(nn.Module):
