@@ -2,7 +2,7 @@
 
     tar xzf ../shared/data/cifar10-jpg.tar.gz -C /tmp/cifar
     PYTHONPATH=$PWD .venv/bin/python benchmarks/parity_lightly.py --data /tmp/cifar/cifar10-jpg \\
-        --out results/parity_lightly.jsonl            # 10 methods x 2 seeds x 2 sides, 20 epochs
+        --out runs/parity_lightly.jsonl               # 10 methods x 2 seeds x 2 sides, 20 epochs
     ... --dry-run                                      # 1 epoch, 512 train / 512 test images, seed 0
     ... --estimate-steps 3                             # time a few steps per method and side, estimate the job
 
@@ -78,6 +78,7 @@ import copy
 import json
 import math
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -320,13 +321,14 @@ def lightly_spec(name: str):
     from lightly import loss, transforms
     from lightly.models.modules import heads
 
-    simclr_transform = lambda: transforms.SimCLRTransform(input_size=32, cj_strength=0.5, gaussian_blur=0.0)  # noqa: E731
+    simclr_transform = lambda: transforms.SimCLRTransform(  # noqa: E731
+        input_size=32, cj_strength=0.5, gaussian_blur=0.0)
     byol_transform = lambda: transforms.BYOLTransform(  # noqa: E731
         view_1_transform=transforms.BYOLView1Transform(input_size=32, gaussian_blur=0.0),
         view_2_transform=transforms.BYOLView2Transform(input_size=32, gaussian_blur=0.0))
     per_128 = lambda lr: (lambda batch: lr * batch / 128)  # noqa: E731  the file's lr_factor
-    barlow_head = lambda dim: heads.ProjectionHead([(dim, 2048, nn.BatchNorm1d(2048), nn.ReLU(inplace=True)),  # noqa: E731
-                                                    (2048, 2048, None, None)])
+    barlow_head = lambda dim: heads.ProjectionHead([  # noqa: E731
+        (dim, 2048, nn.BatchNorm1d(2048), nn.ReLU(inplace=True)), (2048, 2048, None, None)])
     return {
         "simclr": (_two_views(lambda dim: heads.SimCLRProjectionHead(dim, 512, 128), loss.NTXentLoss),
                    simclr_transform, _sgd, per_128(0.06)),
@@ -418,7 +420,9 @@ def selfsup_train(name, folder, args, seed, root):
                 "crop_min_scale": config.crop_min_scale, "precision": config.precision,
                 "channels_last": config.channels_last, "method_options": config.method_options,
                 "mean": config.mean, "std": config.std}
-    return run.method().backbone, summary["train_seconds"], summary["seconds"], settings
+    backbone = run.method().backbone
+    shutil.rmtree(out)  # its checkpoints (up to ~0.2 GB with a 2048-wide projector) are not needed
+    return backbone, summary["train_seconds"], summary["seconds"], settings
 
 
 def selfsup_step_seconds(name, folder, args, root, steps, warmup=1):
@@ -456,8 +460,6 @@ def subset_folder(train_root: Path, size: int, work: Path) -> Path:
             (staging / relative).parent.mkdir(parents=True, exist_ok=True)
             (staging / relative).symlink_to(path.resolve())
         if folder.exists():
-            import shutil
-
             shutil.rmtree(folder)
         staging.rename(folder)
     return folder
@@ -515,7 +517,8 @@ def table(rows: list[dict], args) -> list[dict]:
     print(f"\nkNN top-1 (k=20, cosine, T=0.07) on {args.test_size} CIFAR-10 test images, smallcnn, "
           f"{args.epochs} epochs on {args.train_size} training images, batch {args.batch_size}; "
           f"mean [min, max] over seeds {args.seeds}; training wall seconds per run (mean)")
-    header = f"| {'method':<11} | {'selfsup':<24} | {'Lightly':<24} | {'verdict':<10} | selfsup s | Lightly s | Lightly/selfsup |"
+    header = (f"| {'method':<11} | {'selfsup':<24} | {'Lightly':<24} | {'verdict':<10} "
+              f"| selfsup s | Lightly s | Lightly/selfsup |")
     print(header)
     print("|" + "|".join("-" * (len(part)) for part in header.split("|")[1:-1]) + "|")
     for name in args.methods:
@@ -538,7 +541,7 @@ def table(rows: list[dict], args) -> list[dict]:
     return lines
 
 
-def test_subset(test, size: int):
+def spread_subset(test, size: int):
     if size >= len(test):
         return test
     return test.subset(torch.linspace(0, len(test) - 1, size).round().long())  # every class, evenly
@@ -581,8 +584,9 @@ def main() -> None:
     parser.add_argument("--train-size", type=int, default=None, help="training images (default 10000; dry run 512)")
     parser.add_argument("--test-size", type=int, default=None, help="test images (default all 10000; dry run 512)")
     parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--out", default=None, help="JSON lines, one per finished run; runs already there are "
-                                                   "skipped (default parity_lightly.jsonl; dry run: a temporary file)")
+    parser.add_argument("--out", default=None,
+                        help="JSON lines, one per finished run; runs already there are skipped "
+                             "(default runs/parity_lightly.jsonl; dry run: a temporary file)")
     parser.add_argument("--dry-run", action="store_true", help="every code path on a tiny budget, not a result")
     parser.add_argument("--estimate-steps", type=int, default=0,
                         help="instead of training: time this many steps (after 1) per method and side at the job's "
@@ -619,7 +623,7 @@ def main() -> None:
     train = cached_folder_source(folder, 32, args.cache_dir)
     test = cached_folder_source(root / "test", 32, args.cache_dir)
     args.test_size = min(args.test_size or (512 if tiny else len(test)), len(test))
-    test = test_subset(test, args.test_size)
+    test = spread_subset(test, args.test_size)
     check_same_order(folder, train)
     context = {"device": str(device), "threads": torch.get_num_threads(), "workers": args.workers,
                "allocator": allocator, "omp_wait_policy": WAIT_POLICY, "lightly_version": lightly.__version__,
@@ -637,7 +641,7 @@ def main() -> None:
             print("RESULT " + json.dumps({**context, "estimate": result, "epochs": args.epochs,
                                           "train_size": args.train_size, "batch_size": args.batch_size}))
             return
-        out = Path(args.out) if args.out else Path(runs) / "dry-run.jsonl" if tiny else Path("parity_lightly.jsonl")
+        out = Path(args.out or (Path(runs) / "dry-run.jsonl" if tiny else "runs/parity_lightly.jsonl"))
         done = {key(r) for r in read_results(out)}
         for name in args.methods:
             for seed in args.seeds:
