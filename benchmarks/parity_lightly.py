@@ -425,13 +425,22 @@ def selfsup_train(name, folder, args, seed, root):
     return backbone, summary["train_seconds"], summary["seconds"], settings
 
 
+class SyncedStepTimer(StepTimer):
+    """StepTimer that waits for the GPU's queued work before taking each time."""
+
+    def on_train_batch_end(self, *args):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        super().on_train_batch_end(*args)
+
+
 def selfsup_step_seconds(name, folder, args, root, steps, warmup=1):
     """Seconds per step of ``selfsup.train.prepare`` + ``fit`` (the training of ``pretrain``)
     after ``warmup`` steps."""
     from selfsup.train import fit, prepare
 
     prepared = prepare(selfsup_config(name, folder, args, 0, Path(root) / f"time-{name}", max_steps=warmup + steps))
-    timer = StepTimer(warmup)
+    timer = SyncedStepTimer(warmup)
     try:
         fit(prepared, callbacks=[timer])
     finally:
