@@ -138,7 +138,7 @@ def _config(root: str, mode: str, steps: int, out: str):
     from selfsup.config import PretrainConfig
 
     return PretrainConfig(data=root, data_mode=mode, image_size=64, backbone="smallcnn", batch_size=256, epochs=100,
-                          warmup_epochs=0, max_steps=steps, report=False, out=out)  # --max-steps ends it
+                          warmup_epochs=0, max_steps=steps, holdout=0, report=False, out=out)  # every image trains
 
 
 def child_steps(root: str, mode: str, steps: int, out: str) -> dict:
