@@ -36,7 +36,6 @@ def run_cli(argv: list[str]) -> tuple[int, str]:
 
 
 def assert_clean(code: int, output: str) -> None:
-    event(f"exit {code}")  # --hypothesis-show-statistics shows how many examples got how far
     assert code in (0, 2), output
     assert "Traceback" not in output, output
     if code == 2:
@@ -78,6 +77,7 @@ def test_tasks_on_generated_embeddings_files(x, choice):
         if command in ("neighbors", "curate", "cluster"):
             argv += ["--out", str(out)]
         code, output = run_cli(argv)
+        event(f"exit {code}")  # --hypothesis-show-statistics shows how many examples got how far
         assert_clean(code, output)
         usable = x.size > 0 and np.isfinite(x).all()
         if not usable:
@@ -120,6 +120,7 @@ def test_pretrain_on_generated_tables(table, epochs, warmup, batch_size, holdout
         if labelled:
             argv += ["--label-column", "label"]
         code, output = run_cli(argv)
+        event(f"exit {code}")  # --hypothesis-show-statistics shows how many examples got how far
         assert_clean(code, output)
         if code == 0:
             config = yaml.safe_load((out / "config.yaml").read_text())

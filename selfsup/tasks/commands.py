@@ -202,9 +202,12 @@ def _finetune_arguments(p) -> None:
 
 
 def _run_adapt(a: dict) -> None:
+    from selfsup.atomic import check_output
     from selfsup.tasks.adapt import adapt
     from selfsup.tasks.neighbors import write_table
 
+    if a["out"]:
+        check_output(a["out"])
     result = adapt(a["run"], a["data"], a["corrupt"], a["severity"], a["lr"], epochs=a["epochs"], **_where(a))
     if a["out"]:
         write_table(a["out"], ("id", "prediction"), zip(result["ids"], result["predictions"]))

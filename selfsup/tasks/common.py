@@ -90,6 +90,8 @@ def read_embeddings_file(path: Path) -> Embedded:
             labels = table.column("label").to_numpy() if "label" in table.column_names else None
             return Embedded(embeddings, [str(i) for i in table.column("id").to_pylist()], labels)
         embeddings = np.load(path, mmap_mode="r", allow_pickle=False)  # read as the tasks go
+        if embeddings.dtype.kind not in "fiu":  # complex, text, bool...: not a point in R^D
+            raise DataError(f"{path}: embeddings must be real numbers, got dtype {embeddings.dtype}")
         if embeddings.dtype != np.float32:
             embeddings = embeddings.astype(np.float32)
     except DataError:
@@ -138,6 +140,12 @@ def checked(embedded: Embedded, where: str) -> Embedded:
         bad = np.flatnonzero(~finite)
         raise DataError(f"{where}: {len(bad)} of {len(x)} embeddings are not finite (NaN or inf), "
                         f"the first of id {embedded.ids[bad[0]]!r}")
+    with np.errstate(over="ignore"):
+        normal = np.isfinite(np.linalg.norm(x, axis=1))  # as the tasks normalise them, in float32
+    if not normal.all():
+        bad = np.flatnonzero(~normal)
+        raise DataError(f"{where}: {len(bad)} of {len(x)} embeddings are too large to normalise (their length "
+                        f"overflows float32), the first of id {embedded.ids[bad[0]]!r}")
     return embedded
 
 
