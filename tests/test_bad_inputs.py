@@ -105,7 +105,8 @@ def test_weights_that_diverge_without_a_nan_loss_are_a_one_line_error(files, tmp
     """A huge learning rate left the loss finite but the embeddings NaN, and RankMe's SVD
     crashed on them (exit 1)."""
     refused(["pretrain", "--data", str(files / "t.csv"), "--lr", "1e30", "--epochs", "1", "--no-report",
-             "--monitor-samples", "8", "--out", str(tmp_path / "run")], "embeddings of the training samples are not finite")
+             "--monitor-samples", "8", "--out", str(tmp_path / "run")],
+            "embeddings of the training samples are not finite")
 
 
 def test_two_samples_cluster_into_two(files, tmp_path):

@@ -211,10 +211,11 @@ def read_label_file(path: Path, ids: list[str]) -> tuple[np.ndarray, np.ndarray,
             continue
         if len(parts) != 2 or parts[0] not in lookup:
             raise DataError(f"{path}:{number}: expected 'id,label' with an id of the data, got {line!r}")
-        if lookup[parts[0]] in seen:
-            raise DataError(f"{path}:{number}: id {parts[0]!r} is labelled twice (first on line {seen[lookup[parts[0]]]})")
-        seen[lookup[parts[0]]] = number
-        rows.append(lookup[parts[0]])
+        row = lookup[parts[0]]
+        if row in seen:
+            raise DataError(f"{path}:{number}: id {parts[0]!r} is labelled twice (first on line {seen[row]})")
+        seen[row] = number
+        rows.append(row)
         names.append(parts[1])
     classes = sorted(set(names))
     if len(classes) < 2:

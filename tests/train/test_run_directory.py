@@ -20,6 +20,7 @@ from selfsup.methods.optim import warmup_cosine
 from selfsup.runs import Run
 from selfsup.tasks import pretrain
 from selfsup.train.checkpoint import CheckpointError, load_checkpoint
+from selfsup.train.lock import RunLock
 from selfsup.train.module import PretrainModule
 
 FAST = dict(data="digits", method="simclr", image_size=16, batch_size=256, report=False, monitor_samples=256,
@@ -76,6 +77,61 @@ def test_a_second_process_on_the_same_out_is_refused_naming_the_holder(tmp_path)
     assert (out / ".lock").read_text().strip() == str(holder.pid)
     pretrain(PretrainConfig(out=str(out), epochs=1, **FAST))
     assert (out / "summary.json").exists()
+
+
+def test_the_ranks_of_one_torchrun_job_share_the_lock_and_another_jobs_ranks_are_refused(tmp_path, monkeypatch):
+    """Rank 0 acquires the lock; the other ranks join it: at once when their own job holds
+    it, refused naming the holder when another job does (before, they went on to read the
+    data and waited for a rank 0 that had been refused)."""
+    out = tmp_path / "run"
+    out.mkdir()
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "job-a")
+    rank0 = RunLock(out).acquire()
+    try:
+        assert (out / ".lock").read_text().split() == [str(os.getpid()), "job-a"]
+        RunLock(out).join(timeout=5)  # a rank of the same job
+        monkeypatch.setenv("TORCHELASTIC_RUN_ID", "job-b")
+        started = time.monotonic()
+        holder = rf"in use by another selfsup process \(PID {os.getpid()}, torchrun job job-a\)"
+        with pytest.raises(ConfigError, match=holder):  # a rank of another job
+            RunLock(out).join(timeout=60)
+        assert time.monotonic() - started < 10
+        with pytest.raises(ConfigError, match=holder):  # that job's rank 0
+            RunLock(out).acquire()
+    finally:
+        rank0.release()
+
+
+def test_a_joining_rank_waits_for_its_rank_0_and_never_keeps_it_out(tmp_path, monkeypatch):
+    """A rank that starts first waits (the lock file is a dead job's); its probes of the lock
+    (a shared lock for an instant) do not make rank 0 refuse itself."""
+    import threading
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / ".lock").write_text("999999 dead-job\n")  # stale: nobody holds it
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "job-a")
+    joined = []
+    rank1 = threading.Thread(target=lambda: joined.append(RunLock(out).join(timeout=30)))
+    rank1.start()
+    time.sleep(0.3)
+    assert rank1.is_alive()  # still waiting: the file names a job that is not running
+    lock = RunLock(out)
+    prober = RunLock(out)
+    stop = threading.Event()
+    hammer = threading.Thread(target=lambda: [prober._locked() for _ in iter(stop.is_set, True)])
+    hammer.start()
+    try:
+        for _ in range(200):  # rank 0 acquires while another rank probes all the time (8 in 200 failed without retries)
+            lock.acquire()
+            lock.release()
+        lock.acquire()
+        rank1.join(timeout=10)
+        assert joined == [None] and not rank1.is_alive()
+    finally:
+        stop.set()
+        hammer.join()
+        lock.release()
 
 
 # --- signals -------------------------------------------------------------------------------
