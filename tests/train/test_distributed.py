@@ -14,6 +14,7 @@ from selfsup.evaluate.run import evaluate_run
 from selfsup.losses import nt_xent
 from selfsup.train.sync_batchnorm import convert_batchnorm
 from tests.gloo import run_in_processes
+from tests.train.test_run_directory import HOLDER
 
 
 def _nt_xent_part(rank, world_size, z1, z2):
@@ -219,23 +220,13 @@ def test_two_nodes_match_one_process(tmp_path):
         assert abs(a - b) < 5e-5, f"step {step}: 1 process {a}, 2 nodes {b}"
 
 
-HOLD = """
-import fcntl, os, sys, time
-fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
-fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-os.ftruncate(fd, 0); os.write(fd, f"{os.getpid()}\\n".encode())
-print("locked", flush=True)
-time.sleep(120)
-"""
-
-
 def test_a_second_torchrun_job_on_a_locked_run_directory_is_refused(tmp_path):
     """While another process holds the run directory's lock, a 2-process job stops before
     reading its data with one line naming that process, exit 2 (the ranks of one job sharing
     the lock: ``test_devices_option_starts_the_processes...`` above)."""
     busy = tmp_path / "busy"
     busy.mkdir()
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(busy / ".lock")], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(busy / ".lock")], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
         done = subprocess.run([sys.executable, "-m", "selfsup.cli", "pretrain", "--data", "digits", "--epochs", "1",
