@@ -57,7 +57,7 @@ HOLDER = textwrap.dedent("""
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     os.ftruncate(fd, 0); os.write(fd, f"{os.getpid()}\\n".encode())
     print("locked", flush=True)
-    time.sleep(60)
+    time.sleep(600)  # killed by the test
 """)
 
 
