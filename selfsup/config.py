@@ -173,8 +173,9 @@ def validate(config: PretrainConfig) -> None:
     types = {f.name: f.type for f in dataclasses.fields(PretrainConfig)}
     for name, declared in types.items():
         value = getattr(config, name)
-        if value is None:
-            _check(" | None" in declared, name, value, "is required")
+        if value is None:  # a resumed run's data is in its config.yaml
+            _check(" | None" in declared or (name == "data" and config.resume and config.out), name, value,
+                   "is required" + (" (or --resume with --out RUN)" if name == "data" else ""))
             continue
         base = declared.replace(" | None", "")
         expected = {"int": int, "float": (int, float), "str": str, "bool": bool, "list": list, "dict": dict}[base]

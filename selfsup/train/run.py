@@ -272,6 +272,31 @@ def prepare(config: PretrainConfig) -> Prepared:
         raise
 
 
+RESUME_MAY_CHANGE = ("report", "workers", "data_mode", "cache_dir", "keep_freed_memory", "compile")
+
+
+def resume_changes(config: PretrainConfig, saved: PretrainConfig, out: Path) -> dict:
+    """What options given with ``--resume`` change: ``--epochs`` (handled by the caller) and
+    how the run goes on (``RESUME_MAY_CHANGE``: returned to apply); any other option that
+    differs from the run's config.yaml is refused in one line naming it, rather than ignored."""
+    defaults = PretrainConfig()
+    changes = {}
+    for f in dataclasses.fields(PretrainConfig):
+        value, planned = getattr(config, f.name), getattr(saved, f.name)
+        if f.name in ("resume", "out", "epochs") or value == getattr(defaults, f.name) or value == planned:
+            continue
+        if f.name in RESUME_MAY_CHANGE:
+            changes[f.name] = value
+        elif isinstance(value, dict) and isinstance(planned, dict) and value.items() <= planned.items():
+            continue  # options the run has, with the same values (config.yaml lists every one)
+        elif f.name == "data" and Path(value).exists() and Path(value).resolve() == Path(planned).resolve():
+            continue
+        else:
+            raise ConfigError(f"{f.name}={value!r}: the run in {out} has {planned!r}; --resume continues it as "
+                              f"its config.yaml says (only --epochs and {', '.join(RESUME_MAY_CHANGE)} may change)")
+    return changes
+
+
 def _prepare(config: PretrainConfig, out: Path, lock: RunLock) -> Prepared:
     resume_from = None
     if config.resume:
@@ -279,7 +304,7 @@ def _prepare(config: PretrainConfig, out: Path, lock: RunLock) -> Prepared:
             raise ConfigError(f"resume: {out} holds no run to resume (no config.yaml)")
         saved = PretrainConfig.load(out / "config.yaml")
         config = dataclasses.replace(saved, resume=True, epochs=config.epochs or saved.epochs,
-                                     out=str(out))
+                                     out=str(out), **resume_changes(config, saved, out))
         validate(config)
         resume_from = resume_point(out / "checkpoints")
         trained = load_checkpoint(resume_from)["epoch"] + 1 if resume_from else 0

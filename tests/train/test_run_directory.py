@@ -197,6 +197,31 @@ def test_resume_with_more_epochs_continues_the_cosine_to_the_new_end(finished, t
         assert logged[step] > 0
 
 
+def test_resume_needs_only_the_run_directory(finished, tmp_path):
+    """The command an interrupted run prints (``selfsup pretrain --out RUN --resume``); it
+    failed with 'data=None: is required'."""
+    from tests.test_properties import run_cli
+
+    out = copy_of(finished, tmp_path)
+    code, output = run_cli(["pretrain", "--out", str(out), "--resume", "--epochs", "3", "--quiet"])
+    assert code == 0, output
+    assert json.loads((out / "summary.json").read_text())["epochs"] == 3
+    assert sorted(step for step, names in lines(out) if "lr" in names) == list(range(15))
+
+
+@pytest.mark.parametrize("option, message", [
+    (dict(lr=0.123), "lr=0.123: the run in .* has "),
+    (dict(data="wine"), "data='wine': the run in .* has 'digits'"),
+    (dict(method_options={"temperature": 0.2}), r"method_options=\{'temperature': 0.2\}: the run in"),
+])
+def test_options_that_differ_from_the_run_are_refused_on_resume(option, message, finished, tmp_path):
+    """They were silently replaced by config.yaml's."""
+    out = copy_of(finished, tmp_path)
+    with pytest.raises(ConfigError, match=message):
+        resume(out, epochs=3, **option)
+    assert lines(out) == lines(finished)
+
+
 def test_resume_with_fewer_epochs_than_trained_is_refused(finished, tmp_path):
     out = copy_of(finished, tmp_path)
     with pytest.raises(ConfigError, match="epochs=1: the run has already trained 2 epochs"):
