@@ -123,3 +123,18 @@ def test_an_output_below_missing_folders_creates_them(files, tmp_path):
     code, output = run_cli(["neighbors", str(files / "e.npy"), "--k", "2", "--out", str(out), "--quiet"])
     assert_clean(code, output)
     assert code == 0 and len(out.read_text().splitlines()) == 1 + 30 * 2
+
+
+def test_a_split_that_leaves_one_class_to_train_on_is_refused(tmp_path):
+    """Found by the property test: three images of two classes (too few to stratify), and
+    the 20% holdout took the only image of one class; the linear probe then crashed on one
+    class (exit 1)."""
+    from PIL import Image
+
+    for name in ("class0/0.bmp", "class1/1.bmp", "class0/2.bmp"):
+        (tmp_path / "images" / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("L", (1, 1), int(name[-5]) * 60).save(tmp_path / "images" / name)
+    refused(["pretrain", "--data", str(tmp_path / "images"), "--image-size", "8", "--epochs", "1", "--batch-size", "8",
+             "--no-report", "--monitor-samples", "8", "--out", str(tmp_path / "run")],
+            "the 2 training samples left by the split hold one class")
+    assert not (tmp_path / "run").exists()
