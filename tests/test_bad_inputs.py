@@ -20,6 +20,7 @@ def files(tmp_path_factory):
     (root / "t.csv").write_text("a,b,c,label\n" + "".join(f"{x:.3f},{y:.3f},{z:.3f},{'pq'[i % 2]}\n"
                                                            for i, (x, y, z) in enumerate(rng.normal(size=(ROWS, 3)))))
     (root / "header.csv").write_text("a,b,label\n")
+    (root / "narrow.csv").write_text("a,b,label\n" + "".join(f"{i * 0.5},{i % 3},{'pq'[i % 2]}\n" for i in range(20)))
     np.save(root / "e.npy", rng.normal(size=(30, 4)).astype(np.float32))
     np.save(root / "two.npy", rng.normal(size=(2, 4)).astype(np.float32))
     np.save(root / "huge.npy", np.full((5, 4), 3e38, np.float32))  # finite, but its length overflows
@@ -68,6 +69,7 @@ CASES = [
     (["dedupe", "{e.npy}", "--clusters", "0"], "clusters=0: expected an integer from 1 to 30"),
     (["dedupe", "{e.npy}", "--clusters", "31"], "clusters=31: expected an integer from 1 to 30"),
     (["evaluate", "{run}", "--knn-k", "0", "--quick"], "knn_k=0: expected an integer >= 1"),
+    (["evaluate", "{run}", "--data", "{narrow.csv}", "--quick"], "samples of shape [2], the model was trained on [3]"),
     (["finetune", "{run}", "--labels", "abc"], "labels='abc': expected a count of labelled samples per class"),
     (["finetune", "{run}", "--labels", "{folder}"], "(this is a folder)"),
     (["finetune", "{run}", "--labels", "{twice.csv}", "--steps", "2"], "is labelled twice (first on line 1)"),
@@ -92,7 +94,8 @@ def test_a_bad_input_is_one_line_and_exit_2_before_any_work(argv, message, files
     names = {"missing": files / "missing", "new": files / "new"}
 
     def fill(text):
-        for key in ("e.npy", "two.npy", "huge.npy", "complex.npy", "t.csv", "header.csv", "twice.csv", "folder.npy",
+        for key in ("e.npy", "two.npy", "huge.npy", "complex.npy", "t.csv", "header.csv", "narrow.csv", "twice.csv",
+                    "folder.npy",
                     "folder", "file", "run", "clf"):
             text = text.replace("{" + key + "}", str(files / key))
         return text.format(**names)

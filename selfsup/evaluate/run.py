@@ -27,9 +27,6 @@ def evaluate_run(run_dir: str | os.PathLike, data: str | None = None, knn_k: int
     config = dataclasses.replace(run.config, data=data or run.config.data,
                                  knn_k=run.config.knn_k if knn_k is None else knn_k)
     source, train, test = run.data(config.data)
-    if source.image_size != config.image_size:
-        raise ConfigError(f"data={config.data!r}: images are {source.image_size} px, "
-                          f"the run was trained on {config.image_size} px")
     result = {"run": str(run_dir), "data": config.data, "method": config.method,
               "protocol": protocol(config), "placement": str(where),
               "evaluation_train_samples": evaluation_size(len(train))}

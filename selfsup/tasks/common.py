@@ -17,6 +17,7 @@ from selfsup import modalities
 from selfsup.config import ConfigError
 from selfsup.data import DataError
 from selfsup.devices import CPU, Placement
+from selfsup.runs import check_fits
 
 
 @dataclass
@@ -49,16 +50,7 @@ def open_sized_source(data: str, image_size: int | None, label_column: str | Non
     ``input_shape`` when given; of ``modality`` when given."""
     array = Path(data).suffix in (".npy", ".npz")  # only what an array holds is ambiguous (selfsup.data.arrays)
     source = modalities.open_source(data, image_size, label_column, modality=modality if array else None)
-    if modality is not None and source.modality != modality:
-        raise ConfigError(f"data={data!r}: {source.modality} data, the model takes {modality} data")
-    sized = modalities.get(source.modality).sized
-    if sized and source.image_size != image_size:
-        raise ConfigError(f"data={data!r}: images are {source.image_size} px, the model was trained "
-                          f"on {image_size} px")
-    trained = list(input_shape or [])[:1]
-    if trained and source.input_shape[:1] != trained:  # features, series channels or image channels
-        raise ConfigError(f"data={data!r}: samples of shape {source.input_shape}, the model was "
-                          f"trained on {list(input_shape)}")
+    check_fits(source, data, modality, image_size, input_shape)
     return source
 
 
