@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from hypothesis import HealthCheck, event, given, settings, strategies as st
+from hypothesis import HealthCheck, event, example, given, settings, strategies as st
 
 from selfsup.cli import main
 
@@ -196,8 +196,14 @@ def write_series(directory: Path, fmt: str, values: np.ndarray, labels) -> Path:
     return path
 
 
-@settings(max_examples=EXAMPLES or 8, **BUDGET)
+VALID = {"epochs": 1, "warmup_epochs": 0, "batch_size": 8, "holdout": 0.2, "seed": 0}
+WAVES = np.sin(np.linspace(0, 6, 12))[None, None] * np.arange(1, 13)[:, None, None].astype(np.float32)
+
+
+@settings(max_examples=EXAMPLES or 12, **BUDGET)
 @given(generated=series(), chosen=options)
+@example(generated=("ts", np.concatenate([WAVES, WAVES[:, :, ::-1]], axis=1), np.array(["a", "b"] * 6)),
+         chosen=VALID)  # always one 2-channel .ts file with labels, trained to the end
 def test_pretrain_on_generated_series(generated, chosen):
     fmt, values, labels = generated
     with tempfile.TemporaryDirectory() as directory:
@@ -242,8 +248,12 @@ def write_images(root: Path, images, corrupt: int) -> None:
         (root / f"broken{j}.png").write_bytes(b"\x89PNG not really")
 
 
-@settings(max_examples=EXAMPLES or 6, **BUDGET)
+@settings(max_examples=EXAMPLES or 8, **BUDGET)
 @given(generated=image_folders(), image_size=st.integers(8, 24), chosen=options)
+@example(generated=([(f"class{i % 2}/{i}.{fmt}", 9 + i, 30 - i, mode, i) for i, (fmt, mode) in
+                     enumerate([("png", "I;16"), ("jpg", "L"), ("tiff", "RGBA"), ("webp", "RGB"), ("bmp", "RGB"),
+                                ("png", "P"), ("png", "RGB"), ("jpg", "RGB")])], 1),
+         image_size=12, chosen=VALID)  # always one mixed folder with classes and a bad file, trained to the end
 def test_image_folders_are_read_whole_and_pretrain_cleanly(generated, image_size, chosen):
     """The public ``open_source`` reads every image and names every unreadable file, or
     refuses the folder in one line; ``pretrain`` on it exits 0 or 2 with complete outputs."""
