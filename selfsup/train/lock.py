@@ -8,8 +8,9 @@ A second process on a directory that is in use is refused, naming the holder.
 Under torchrun the ranks of one job share the lock: rank 0 ``acquire``s it for all of them,
 and the other ranks on its machine ``join`` it: they wait until it is held by a process of
 their own job (``TORCHELASTIC_RUN_ID``), and are refused, naming the holder, when a process
-of another job (or a single process) holds it. So every rank of a second job stops before
-reading any data, not only its rank 0.
+of another job (or a single process) holds it. So every rank of a second job on rank 0's
+machine stops before reading any data, not only its rank 0. (``train.run.prepare`` joins
+only when ``--out`` names the directory: each rank names a default directory by itself.)
 """
 
 from __future__ import annotations
