@@ -117,9 +117,10 @@ def run(argv: list[str] | None = None) -> int:
     progress.configure_logging()
     command = args.pop("command")
     if command != "pretrain" and (args.get("accelerator") or args.get("devices")):
-        from selfsup.devices import check_accelerator
+        from selfsup.devices import check_inference
 
-        check_accelerator(args["accelerator"] or "cpu", args["devices"] or "1")  # before loading anything
+        # before loading anything; without --accelerator, where a GPU-trained run would run here
+        check_inference(args["accelerator"] or "auto", args["devices"] or "1")
     if command == "pretrain":
         from selfsup.tasks import pretrain
 

@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 
 from selfsup.data.base import DataError
+from selfsup.errors import ConfigError
 from selfsup.data.sources import IMAGE_EXTENSIONS
 
 CLASSES = "classes.json"
@@ -141,11 +142,17 @@ def pack_folder(folder: str | os.PathLike, out: str | os.PathLike, image_size: i
     import webdataset as wds
     from PIL import Image, ImageOps
 
-    from selfsup.atomic import write_text
+    from selfsup.atomic import check_output, write_text
     from selfsup.data.stream import index_folder
     from selfsup.progress import bar
 
-    folder, out = Path(folder), Path(out)
+    folder, out = Path(folder), check_output(out, "folder")
+    if not folder.is_dir():
+        raise DataError(f"{folder}: {'not a folder' if folder.exists() else 'no such folder'}")
+    if image_size is not None and not 8 <= image_size <= 4096:
+        raise ConfigError(f"image_size={image_size}: expected 8 to 4096 (pixels of the short side)")
+    if isinstance(shard_size, bool) or not 1 <= shard_size <= 10**7:
+        raise ConfigError(f"shard_size={shard_size}: expected 1 to 10000000 images a shard")
     if out.exists() and any(out.glob("*.tar")):
         raise DataError(f"{out}: already holds shards; choose another --out")
     files, labels, classes = index_folder(folder)

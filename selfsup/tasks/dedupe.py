@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from selfsup.atomic import check_output, write_text
 from selfsup.config import ConfigError
 from selfsup.evaluate.neighbours import CHUNK, kmeans_faiss, l2_normalize, members_of
 from selfsup.progress import bar
-from selfsup.tasks.common import load_embeddings
+from selfsup.tasks.common import check_count, load_embeddings
 
 CLUSTER_SIZE = 1000
 
@@ -116,7 +117,11 @@ def dedupe(run_or_file, data: str | None = None, threshold: float = 0.9, center:
     keep-list. With ``out`` (a directory), writes ``groups.tsv`` (group, id) and
     ``keep.txt`` (one id a line). ``clusters``: see ``duplicate_groups``.
     ``accelerator``/``devices``: where a run embeds ``data`` (default: the run's, else CPU)."""
+    if out is not None:
+        check_output(out, "folder")
     embedded = load_embeddings(run_or_file, data, accelerator, devices)
+    if clusters is not None:
+        check_count("clusters", clusters, len(embedded))
     groups = duplicate_groups(embedded.embeddings, threshold, center, clusters)
     keep = keep_list(len(embedded), groups)
     result = {"samples": len(embedded), "groups": [[embedded.ids[i] for i in g] for g in groups],
@@ -130,5 +135,5 @@ def dedupe(run_or_file, data: str | None = None, threshold: float = 0.9, center:
         out.mkdir(parents=True, exist_ok=True)
         write_table(out / "groups.tsv", ("group", "id"),
                     [(g, sample) for g, members in enumerate(result["groups"]) for sample in members])
-        (out / "keep.txt").write_text("".join(i + "\n" for i in result["keep"]))
+        write_text(out / "keep.txt", "".join(i + "\n" for i in result["keep"]))
     return result
