@@ -95,3 +95,15 @@ def test_builtin_archive_series():
     with pytest.warns(UserWarning, match="JapaneseVowels: 639 series of unequal length resampled to 29"):
         vowels = open_source("JapaneseVowels")
     assert vowels.samples.shape == (640, 12, 29) and len(vowels.classes) == 9
+
+
+def test_builtin_archive_splits_are_the_archive_files():
+    """``NAME_TRAIN`` and ``NAME_TEST`` are the archive's own split (TS2Vec's protocol pretrains
+    on TRAIN and reports accuracy on TEST); ``NAME`` joins them, TRAIN first."""
+    needs_aeon()
+    train, test, joined = (open_source(name) for name in ("GunPoint_TRAIN", "GunPoint_TEST", "GunPoint"))
+    assert train.samples.shape == (50, 1, 150) and test.samples.shape == (150, 1, 150)
+    assert torch.equal(torch.cat([train.samples, test.samples]), joined.samples)
+    assert train.classes == test.classes == joined.classes
+    assert torch.equal(torch.cat([train.labels, test.labels]), joined.labels)
+    assert open_source("BasicMotions_TEST").samples.shape == (40, 6, 100)
