@@ -17,6 +17,7 @@ never imported, only located (``pip install 'selfsup[timeseries]'`` installs it)
 from __future__ import annotations
 
 import importlib.util
+import dataclasses
 import warnings
 from pathlib import Path
 
@@ -69,7 +70,23 @@ def series_source(name: str, series: list[np.ndarray], labels=None) -> FloatSour
             raise DataError(f"{name}: {len(labels)} labels for {len(samples)} series")
         label_tensor, classes = labels_from_values(labels, f"{name}: labels")
     return FloatSource(name, torch.from_numpy(samples), [str(i) for i in range(len(samples))],
-                       label_tensor, classes, "timeseries", [f"channel {c}" for c in range(samples.shape[1])])
+                       label_tensor, classes, "timeseries", [f"channel {c}" for c in range(samples.shape[1])],
+                       unequal_series=list(series) if stretched else None)
+
+
+def resampled_to(source: FloatSource, length: int) -> FloatSource:
+    """``source`` with its series of unequal length resampled to ``length`` steps from the
+    series as read (not from their resampling to the longest), as a run trained on ``length``
+    steps saw its own: e.g. JapaneseVowels' TRAIN file resamples to 26 steps, its TEST file to
+    29. A source of equal-length series is returned as it is (a convolutional encoder takes
+    any length)."""
+    if source.unequal_series is None or source.samples.shape[-1] == length \
+            or len(source.unequal_series) != len(source.samples):  # a subset: not the series as read
+        return source
+    samples, _, _ = fill_and_resample(source.unequal_series, length)
+    warnings.warn(f"{source.name}: series of unequal length resampled to the run's {length} steps "
+                  f"(not to this data's longest, {source.samples.shape[-1]})", stacklevel=2)
+    return dataclasses.replace(source, samples=torch.from_numpy(samples))
 
 
 # ---------------------------------------------------------------------------------------

@@ -59,6 +59,10 @@ def open_sized_source(data: str, image_size: int | None, label_column: str | Non
     if trained and source.input_shape[:1] != trained:  # features, series channels or image channels
         raise ConfigError(f"data={data!r}: samples of shape {source.input_shape}, the model was "
                           f"trained on {list(input_shape)}")
+    if source.modality == "timeseries" and input_shape and len(input_shape) == 2:
+        from selfsup.data.timeseries import resampled_to
+
+        source = resampled_to(source, int(input_shape[1]))  # unequal lengths: to the run's, as it trained
     return source
 
 
