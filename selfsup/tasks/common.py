@@ -51,6 +51,10 @@ def open_sized_source(data: str, image_size: int | None, label_column: str | Non
     array = Path(data).suffix in (".npy", ".npz")  # only what an array holds is ambiguous (selfsup.data.arrays)
     source = modalities.open_source(data, image_size, label_column, modality=modality if array else None)
     check_fits(source, data, modality, image_size, input_shape)
+    if source.modality == "timeseries" and input_shape and len(input_shape) == 2:
+        from selfsup.data.timeseries import resampled_to
+
+        source = resampled_to(source, int(input_shape[1]))  # unequal lengths: to the run's, as it trained
     return source
 
 

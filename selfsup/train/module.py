@@ -173,9 +173,11 @@ class PretrainModule(L.LightningModule):
 
     def configure_optimizers(self):
         optimizer = create_optimizer(self.optimizer_name, self.method, self.lr, self.weight_decay)
-        # one multiplier per group: the warm-up and cosine decay, or 1 for a fixed-lr group
+        # one multiplier per group: the warm-up and cosine decay, or 1 for a fixed-lr group and for
+        # every group of a method whose paper keeps its lr constant (TS2Vec)
+        constant = self.method.lr_schedule == "constant"
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, [
-            FixedLR() if group.get("fixed_lr") else WarmupCosine(self.warmup_steps, self.total_steps)
+            FixedLR() if group.get("fixed_lr") or constant else WarmupCosine(self.warmup_steps, self.total_steps)
             for group in optimizer.param_groups])
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
