@@ -3,7 +3,7 @@ datasets, each beside the same backbone with random weights and beside the raw f
 (the standardised inputs, flattened), under one protocol (kNN k=20 and a linear probe on
 a fixed stratified 20% holdout).
 
-    PYTHONPATH=. OMP_NUM_THREADS=1 .venv/bin/python benchmarks/tabular_timeseries.py [--only NAME ...] [--labels 5]
+    PYTHONPATH=. OMP_NUM_THREADS=1 .venv/bin/python benchmarks/tabular_timeseries.py [--only NAME ...] [--methods NAME ...] [--labels 5]
 
 Prints a Markdown table per modality and a final ``RESULT {json}`` line. With ``--labels
 N``, each run also trains classifiers from N labels per class (``selfsup.tasks.finetune``):
@@ -57,6 +57,7 @@ def raw_features(config: PretrainConfig) -> tuple[str, dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", help="datasets to run (default: all)")
+    parser.add_argument("--methods", nargs="*", help="methods to run (default: all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--labels", type=int, help="also fine-tune from this many labels per class")
     parser.add_argument("--steps", type=int, default=200, help="fine-tuning steps (with --labels)")
@@ -67,7 +68,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as directory, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for data, method, options in RUNS:
-            if args.only and data not in args.only:
+            if (args.only and data not in args.only) or (args.methods and method not in args.methods):
                 continue
             config = PretrainConfig(data=data, method=method, seed=args.seed, report=False,
                                     out=f"{directory}/{data}-{method}", **options)

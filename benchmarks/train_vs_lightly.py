@@ -49,7 +49,7 @@ from selfsup import augment, backbones, methods
 from selfsup.data.cache import cached_folder_source
 from selfsup.evaluate.protocols import embed_images, knn_predict
 from selfsup.train.module import PretrainModule, train_loader
-from selfsup.devices import default_precision
+from selfsup.devices import CPU, Placement, default_precision
 from selfsup.train.speed import apply_speed_switches, keep_freed_memory
 
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]  # Lightly's default
@@ -139,9 +139,9 @@ def lightly_train(folder, indices, backbone_name, batch_size, seed, workers, *, 
     return backbone, speed
 
 
-def knn_top1(backbone, train, test, mean, std) -> float:
-    train_embeddings = embed_images(backbone, train.images, mean, std)
-    test_embeddings = embed_images(backbone, test.images, mean, std)
+def knn_top1(backbone, train, test, mean, std, placement: Placement = CPU) -> float:
+    train_embeddings = embed_images(backbone, train.images, mean, std, placement=placement)
+    test_embeddings = embed_images(backbone, test.images, mean, std, placement=placement)
     predicted = knn_predict(train_embeddings, train.labels, test_embeddings, k=20)
     return round(float((predicted == test.labels).float().mean()), 4)
 

@@ -11,12 +11,15 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from selfsup.errors import ConfigError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """A temporary path beside ``path`` to write the whole file to; renamed onto ``path``
     when the block ends without an error, removed otherwise."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         yield temporary
@@ -35,3 +38,21 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
     with atomic_path(path) as temporary:
         temporary.write_bytes(data)
+
+
+def check_output(path: str | os.PathLike, kind: str = "file", name: str = "out") -> Path:
+    """``path`` as an output of ``kind`` (``file`` or ``folder``) that can be written, checked
+    before any work: a ``ConfigError`` naming option ``name`` when it is a folder where a
+    file is wanted (or the reverse), or when the nearest existing folder above it is missing
+    or not writable. Folders above it that do not exist yet are created when it is written."""
+    path = Path(path)
+    if kind == "file" and path.is_dir():
+        raise ConfigError(f"{name}={str(path)!r}: is a folder; expected a file name")
+    if kind == "folder" and path.exists() and not path.is_dir():
+        raise ConfigError(f"{name}={str(path)!r}: is a file; expected a folder")
+    existing = path.parent if kind == "file" else path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{name}={str(path)!r}: cannot write in {existing}")
+    return path

@@ -23,7 +23,7 @@ def from_registry() -> dict[str, dict]:
     from selfsup.methods.options import option_defaults
 
     return {name: {"paper": m.paper, "year": m.year, "recipe": m.recipe, "needs": m.needs,
-                   "warmup_fraction": m.warmup_fraction,
+                   "warmup_fraction": m.warmup_fraction, "lr_schedule": m.lr_schedule,
                    "optimizer": {"name": m.optimizer.name, "lr": m.optimizer.lr,
                                  "weight_decay": m.optimizer.weight_decay},
                    "options": {option: repr(default) for option, default in option_defaults(m).items()}}
@@ -48,7 +48,8 @@ def card(name: str) -> str:
     m, o = methods[name], methods[name]["optimizer"]
     lines = [f"{name} ({m['year']}): {m['paper']}", f"  recipe {m['recipe']}; needs {m['needs']}",
              f"  optimizer {o['name']}, lr {o['lr']:g} x batch/256, weight decay {o['weight_decay']:g}, "
-             f"warm-up {m['warmup_fraction']:.0%} of the epochs",
+             f"warm-up {m['warmup_fraction']:.0%} of the epochs, then "
+             f"{'a constant lr' if m.get('lr_schedule') == 'constant' else 'cosine decay'}",
              "  options (--method-option NAME=VALUE; defaults are the paper's settings):"]
     lines += [f"    {option:<28} {default}" for option, default in m["options"].items()]
     return "\n".join(lines)

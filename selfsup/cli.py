@@ -117,9 +117,10 @@ def run(argv: list[str] | None = None) -> int:
     progress.configure_logging()
     command = args.pop("command")
     if command != "pretrain" and (args.get("accelerator") or args.get("devices")):
-        from selfsup.devices import check_accelerator
+        from selfsup.devices import check_inference
 
-        check_accelerator(args["accelerator"] or "cpu", args["devices"] or "1")  # before loading anything
+        # before loading anything; without --accelerator, where a GPU-trained run would run here
+        check_inference(args["accelerator"] or "auto", args["devices"] or "1")
     if command == "pretrain":
         from selfsup.tasks import pretrain
 
@@ -160,9 +161,10 @@ def run(argv: list[str] | None = None) -> int:
     elif command == "datasets":
         from selfsup.modalities import BUILTIN_DATASETS
 
-        print(f"{'name':<16} {'modality':<10} {'size':>6}  labels  description")
+        width = max(len(name) for name in BUILTIN_DATASETS)
+        print(f"{'name':<{width}} {'modality':<10} {'size':>6}  labels  description")
         for d in BUILTIN_DATASETS.values():
-            print(f"{d.name:<16} {d.modality:<10} {d.size:>6}  {'yes' if d.has_labels else 'no':<6}  {d.description}")
+            print(f"{d.name:<{width}} {d.modality:<10} {d.size:>6}  {'yes' if d.has_labels else 'no':<6}  {d.description}")
     elif command == "methods":
         from selfsup import catalogue
 

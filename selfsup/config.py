@@ -7,6 +7,7 @@ holds them all, resolved (``None`` defaults replaced by what was actually used).
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -172,13 +173,15 @@ def validate(config: PretrainConfig) -> None:
     types = {f.name: f.type for f in dataclasses.fields(PretrainConfig)}
     for name, declared in types.items():
         value = getattr(config, name)
-        if value is None:
-            _check(" | None" in declared, name, value, "is required")
+        if value is None:  # a resumed run's data is in its config.yaml
+            _check(" | None" in declared or (name == "data" and config.resume and config.out), name, value,
+                   "is required" + (" (or --resume with --out RUN)" if name == "data" else ""))
             continue
         base = declared.replace(" | None", "")
         expected = {"int": int, "float": (int, float), "str": str, "bool": bool, "list": list, "dict": dict}[base]
         ok = isinstance(value, expected) and not (base in ("int", "float") and isinstance(value, bool))
         _check(ok, name, value, f"expected {WORDS[base]}")
+        _check(base != "float" or math.isfinite(value), name, value, "expected a finite number")
 
     _check(config.modality is None or config.modality in ("image", "table", "timeseries"), "modality",
            config.modality, "expected image, table or timeseries")

@@ -47,9 +47,18 @@ def device_count(devices: str, accelerator: str) -> int:
     return len([d for d in devices.split(",") if d.strip()])
 
 
+def cpu_cores() -> int:
+    """CPU cores this process may run on (its affinity, as a container or ``taskset`` sets it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def check_accelerator(accelerator: str, devices: str = "1") -> None:
     """Raise ``ConfigError`` (one line) when ``accelerator``/``devices`` name hardware this
-    machine does not have."""
+    machine does not have: a GPU it lacks, more GPUs than it has, or, on the CPU (where a
+    device is a training process), more processes than it has cores."""
     if accelerator not in ACCELERATORS:
         raise ConfigError(f"accelerator={accelerator!r}: expected one of {', '.join(ACCELERATORS)}")
     text = str(devices).strip()
@@ -58,6 +67,10 @@ def check_accelerator(accelerator: str, devices: str = "1") -> None:
     if text.isdigit() and int(text) < 1:
         raise ConfigError(f"devices={devices}: expected at least 1")
     if concrete_accelerator(accelerator) != "gpu":
+        count, cores = device_count(text, accelerator), cpu_cores()
+        if count > cores:
+            raise ConfigError(f"devices={devices}: on the CPU a device is a process, and this machine has {cores} "
+                              f"CPU core(s); use --devices {cores} or fewer")
         return
     available = cuda_count()
     if available == 0:
@@ -69,6 +82,15 @@ def check_accelerator(accelerator: str, devices: str = "1") -> None:
         raise ConfigError(f"devices={devices}: this machine has {available} GPU(s), numbered 0 to {available - 1}")
     if wanted is None and device_count(text, accelerator) > available:
         raise ConfigError(f"devices={devices}: this machine has {available} GPU(s)")
+
+
+def check_inference(accelerator: str, devices: str = "1") -> None:
+    """``check_accelerator`` for a command that runs a trained model: there ``devices`` are
+    GPUs that split batches, so on the CPU it can only be one."""
+    check_accelerator(accelerator, devices)
+    if concrete_accelerator(accelerator) != "gpu" and device_count(str(devices), accelerator) > 1:
+        raise ConfigError(f"devices={devices}: a model runs on the CPU as one device (--devices splits batches "
+                          f"over GPUs); omit --devices")
 
 
 def native_bf16(accelerator: str = "cpu") -> bool:
@@ -146,7 +168,7 @@ def placement(accelerator: str | None = None, devices: str | None = None, *, tra
     if not explicit and concrete_accelerator(accelerator) == "gpu" and not cuda_count():
         accelerator = "cpu"  # trained on a GPU, used on a machine without one
     devices = "1" if devices is None else str(devices)
-    check_accelerator(accelerator, devices)
+    check_inference(accelerator, devices)
     kind = concrete_accelerator(accelerator)
     same_kind = kind == concrete_accelerator(trained_on)
     precision = trained_precision if same_kind else default_precision(modality, kind)

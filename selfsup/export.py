@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from selfsup.atomic import atomic_path, write_text
+from selfsup.atomic import atomic_path, check_output, write_text
 from selfsup.backbones import weights_module
 from selfsup.backbones.external import TimmModel, TorchvisionModel, Wrapped
 from selfsup.config import PretrainConfig
@@ -48,10 +48,10 @@ def export_run(run_dir: str | os.PathLike, format: str, out: str | os.PathLike) 
     ``format`` (one of ``FORMATS``); returns what ``export.json`` holds."""
     if format not in FORMATS:
         raise ConfigError(f"format={format!r}: expected one of {', '.join(FORMATS)}")
+    out = check_output(out, "folder")
     run = Run(run_dir)
     backbone = run.method().backbone.cpu().float().eval()
     check_format(run.config, backbone, format)
-    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     info = describe(run, backbone, format)
     info["files"] = ["model.onnx" if format == "onnx" else WEIGHTS, *(["config.json"] if format == "timm" else []),

@@ -26,6 +26,23 @@ from selfsup.train.run import build_method, prepare_data
 from selfsup.train.speed import apply_speed_switches
 
 
+def check_fits(source, data: str, modality: str | None, image_size: int | None, input_shape) -> None:
+    """Refuse (``ConfigError``) data ``source`` that a model trained on ``modality`` data of
+    ``image_size`` px and samples of ``input_shape`` cannot take: another modality, images of
+    another size, or another number of features, series channels or image channels."""
+    from selfsup import modalities
+
+    if modality is not None and source.modality != modality:
+        raise ConfigError(f"data={data!r}: {source.modality} data, the model takes {modality} data")
+    if modalities.get(source.modality).sized and source.image_size != image_size:
+        raise ConfigError(f"data={data!r}: images are {source.image_size} px, the model was trained "
+                          f"on {image_size} px")
+    trained = list(input_shape or [])[:1]
+    if trained and list(source.input_shape[:1]) != trained:
+        raise ConfigError(f"data={data!r}: samples of shape {list(source.input_shape)}, the model was "
+                          f"trained on {list(input_shape)}")
+
+
 class Run:
     def __init__(self, directory: str | os.PathLike, config: PretrainConfig | None = None):
         self.directory = Path(directory)
@@ -59,9 +76,13 @@ class Run:
         return apply_speed_switches(method, config.channels_last)  # the kernels the run's own evaluation used
 
     def data(self, data: str | None = None):
-        """(source, train, test) of ``data`` (default: the run's) as the run splits it."""
+        """(source, train, test) of ``data`` (default: the run's) as the run splits it; other
+        data must fit the model (``check_fits``)."""
         config = self.config if data is None else dataclasses.replace(self.config, data=data)
-        return prepare_data(config)
+        source, train, test = prepare_data(config)
+        if data is not None:
+            check_fits(source, data, config.modality, config.image_size, config.input_shape)
+        return source, train, test
 
     def placement(self, accelerator: str | None = None, devices: str | None = None) -> Placement:
         """Where the model works here: ``accelerator``/``devices`` when given, else its training

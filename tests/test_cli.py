@@ -134,6 +134,10 @@ def test_method_options_reach_the_method_and_are_recorded(tmp_path, capsys):
     ({"queue_sise": 10}, "'queue_sise' is not an option of method moco; options: projection_dim"),
     ({"queue_size": 1.5}, "method_options.queue_size=1.5: expected an integer"),
     ({"temperature": "warm"}, "method_options.temperature='warm': expected a number"),
+    # accepted before (issue 20's audit): a negative temperature trained, silently
+    ({"temperature": -1}, r"method_options.temperature=-1.0: expected > 0"),
+    ({"temperature": float("nan")}, r"method_options.temperature=nan: expected a finite number"),
+    ({"base_momentum": 2}, r"method_options.base_momentum=2.0: expected from 0 to 1"),
 ])
 def test_bad_method_option_is_one_line_naming_it(options, message, tmp_path):
     from selfsup.tasks import pretrain

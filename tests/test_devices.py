@@ -1,5 +1,6 @@
 """Accelerator checks before any work, and where a trained model runs afterwards."""
 
+import os
 import subprocess
 import sys
 import time
@@ -100,3 +101,52 @@ def test_embedding_runs_in_batches_under_the_placements_autocast():
                         placement=Placement(torch.device("cpu"), torch.bfloat16))
     assert model.seen == [torch.bfloat16] * 3 and bf16.dtype == torch.float32
     assert torch.allclose(bf16, exact, rtol=2e-2, atol=2e-2) and not torch.equal(bf16, exact)
+
+
+def _every_command_with(*flags):
+    """Each command that takes --accelerator/--devices, on a run directory that does not
+    exist: a refusal naming the devices shows the check came before anything was read."""
+    missing = "no-such-run"
+    return [["pretrain", "--data", "digits", *flags], ["evaluate", missing, *flags], ["report", missing, *flags],
+            ["embed", missing, "--out", "e.npy", *flags], ["neighbors", missing, *flags],
+            ["dedupe", missing, *flags], ["cluster", missing, *flags], ["curate", missing, "--budget", "5", *flags],
+            ["finetune", missing, "--labels", "2", *flags], ["adapt", missing, "--data", "digits", *flags]]
+
+
+def _refused_in_one_line(argv, tmp_path, monkeypatch, message):
+    from tests.test_properties import run_cli
+
+    monkeypatch.chdir(tmp_path)
+    code, output = run_cli([*argv, "--quiet"])
+    lines = output.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith(f"selfsup: error: {message}"), output
+    assert list(tmp_path.iterdir()) == []  # nothing written (pretrain's runs/ included)
+
+
+@no_gpu
+@pytest.mark.parametrize("accelerator", ["cuda", "gpu"])
+@pytest.mark.parametrize("argv", _every_command_with(), ids=lambda argv: argv[0])
+def test_every_command_refuses_a_gpu_this_machine_lacks(argv, accelerator, tmp_path, monkeypatch):
+    _refused_in_one_line([*argv, "--accelerator", accelerator], tmp_path, monkeypatch,
+                         f"accelerator={accelerator}: no CUDA GPU")
+
+
+@pytest.mark.parametrize("argv", _every_command_with("--devices", "64"), ids=lambda argv: argv[0])
+def test_every_command_refuses_more_devices_than_this_machine_has(argv, tmp_path, monkeypatch):
+    monkeypatch.setattr(devices, "cpu_cores", lambda: 4)  # whatever this machine has, 64 is more
+    monkeypatch.setattr(devices, "cuda_count", lambda: 0)
+    _refused_in_one_line(argv, tmp_path, monkeypatch, "devices=64: on the CPU a device is a process, and this "
+                                                      "machine has 4 CPU core(s)")
+
+
+@pytest.mark.parametrize("argv", _every_command_with("--accelerator", "cpu", "--devices", "2")[1:],
+                         ids=lambda argv: argv[0])
+def test_a_model_on_the_cpu_is_one_device(argv, tmp_path, monkeypatch):
+    """After training, --devices splits inference batches over GPUs: on the CPU 2 devices
+    meant nothing (it ran as one, silently)."""
+    monkeypatch.setattr(devices, "cpu_cores", lambda: 4)
+    _refused_in_one_line(argv, tmp_path, monkeypatch, "devices=2: a model runs on the CPU as one device")
+
+
+def test_cpu_cores_is_what_this_process_may_use():
+    assert 1 <= devices.cpu_cores() <= (os.cpu_count() or 1)

@@ -47,4 +47,8 @@ def holdout_split(source, fraction: float, seed: int = 0):
                         f"evaluate; give labels of at least 2 classes or --holdout 0")
     stratify = labels if counts.min() >= 2 and len(classes) <= min(tested, len(index) - tested) else None
     train, test = train_test_split(index, test_size=fraction, random_state=seed, stratify=stratify)
+    kept = np.unique(labels[train])
+    if len(kept) < 2:  # too few of each class to stratify, and the draw left one class to train on
+        raise DataError(f"holdout={fraction}: the {len(train)} training samples left by the split hold one class "
+                        f"({kept[0]!r}); a linear probe needs two (more data, a smaller --holdout, or --holdout 0)")
     return source.subset(np.sort(train)), source.subset(np.sort(test))

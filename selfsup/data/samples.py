@@ -56,6 +56,9 @@ class FloatSource:
     modality: str = "table"
     features: list[str] | None = None
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason), as for images
+    # series of unequal length as read ((C, T_i) arrays), kept so that a run can resample them to
+    # the length it was trained on (``selfsup.data.timeseries.resampled_to``); None otherwise
+    unequal_series: list | None = field(default=None, repr=False)
 
     image_size = None  # not an image: no side to resize to
 

@@ -5,7 +5,8 @@
 per image, ``KEY.cls`` with its class index when the folder has class sub-folders), and
 ``classes.json`` beside them. The files' bytes are copied as they are, or re-encoded as JPEG
 (quality 95) with the short side resized to ``image_size`` (the aspect ratio kept, so crops
-can still come from the whole image).
+can still come from the whole image); TIFF files are always copied, since JPEG would keep
+three of a stack's C planes.
 
 Reading: ``open_shards`` indexes every member of the shards (a directory of ``*.tar``, one
 ``.tar``, or a brace pattern such as ``DIR/{000000..000099}.tar``) by its byte offset, in
@@ -29,6 +30,7 @@ from pathlib import Path
 import torch
 
 from selfsup.data.base import DataError
+from selfsup.errors import ConfigError
 from selfsup.data.sources import IMAGE_EXTENSIONS
 
 CLASSES = "classes.json"
@@ -107,7 +109,7 @@ def _index_shard(shard: Path) -> tuple[list[Member], dict[str, int]]:
 
 def open_shards(spec: str, image_size: int | None = None):
     """A ``StreamSource`` over every image member of the shards ``spec`` names."""
-    from selfsup.data.stream import StreamSource, choose_size
+    from selfsup.data.stream import StreamSource, choose_channels, choose_size
     from selfsup.progress import stage
 
     shards = shard_paths(spec)
@@ -128,8 +130,10 @@ def open_shards(spec: str, image_size: int | None = None):
             [str(c) for c in range(int(labels.max()) + 1)]
     root = shards[0].parent
     size = image_size or choose_size(members[:256], spec)
+    channels = choose_channels(members[:64], spec)
     stage("streaming %d images from %d shard(s) at %d px", len(members), len(shards), size)
-    return StreamSource(Path(spec).name, root, [str(m) for m in members], size, labels, classes, members=members)
+    return StreamSource(Path(spec).name, root, [str(m) for m in members], size, labels, classes, members=members,
+                        channels=channels)
 
 
 def pack_folder(folder: str | os.PathLike, out: str | os.PathLike, image_size: int | None = None,
@@ -138,11 +142,17 @@ def pack_folder(folder: str | os.PathLike, out: str | os.PathLike, image_size: i
     import webdataset as wds
     from PIL import Image, ImageOps
 
-    from selfsup.atomic import write_text
+    from selfsup.atomic import check_output, write_text
     from selfsup.data.stream import index_folder
     from selfsup.progress import bar
 
-    folder, out = Path(folder), Path(out)
+    folder, out = Path(folder), check_output(out, "folder")
+    if not folder.is_dir():
+        raise DataError(f"{folder}: {'not a folder' if folder.exists() else 'no such folder'}")
+    if image_size is not None and not 8 <= image_size <= 4096:
+        raise ConfigError(f"image_size={image_size}: expected 8 to 4096 (pixels of the short side)")
+    if isinstance(shard_size, bool) or not 1 <= shard_size <= 10**7:
+        raise ConfigError(f"shard_size={shard_size}: expected 1 to 10000000 images a shard")
     if out.exists() and any(out.glob("*.tar")):
         raise DataError(f"{out}: already holds shards; choose another --out")
     files, labels, classes = index_folder(folder)
@@ -153,7 +163,7 @@ def pack_folder(folder: str | os.PathLike, out: str | os.PathLike, image_size: i
             path = folder / name
             extension = path.suffix.lower().lstrip(".").replace("jpeg", "jpg")
             data = path.read_bytes()
-            if image_size:
+            if image_size and extension not in ("tif", "tiff"):  # TIFF stacks keep their planes as they are
                 try:
                     with Image.open(io.BytesIO(data)) as image:
                         image = ImageOps.exif_transpose(image).convert("RGB")

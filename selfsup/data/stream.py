@@ -14,8 +14,15 @@ blur and solarisation then run batched on the training device (``Recipe.finish``
 depend only on (seed, epoch, index), so ``--resume`` replays them and every rank of a
 torchrun job crops its slice of each global batch as one process would.
 
+Channels: JPEG, PNG and the other Pillow formats give RGB; a TIFF of C planes (e.g. the 13
+bands of a Sentinel-2 tile) keeps them and is cropped plane by plane (torchvision's
+``resized_crop`` on the uint8 planes). A folder's channel count is the commonest among its
+first files; a file with another count is skipped like an unreadable one.
+
 A file that cannot be decoded is skipped where it is met: the batch takes the next readable
-file in its place, and the training process names the file once in a warning.
+file in its place, and the training process names the file once in a warning. Every file
+skipped while training or while decoding samples is added to the source's ``skipped`` list,
+so the run's summary, ``skipped_files.txt`` and report name it.
 """
 
 from __future__ import annotations
@@ -31,7 +38,8 @@ import numpy as np
 import torch
 
 from selfsup.data.base import DataError
-from selfsup.data.sources import IMAGE_EXTENSIONS, MAX_DEFAULT_SIZE, _decode, _read_size, readable
+from selfsup.data.sources import (IMAGE_EXTENSIONS, MAX_DEFAULT_SIZE, TIFF_EXTENSIONS, _decode, _read_size,
+                                  read_tiff, readable)
 from selfsup.progress import stage
 
 RATIO = (3 / 4, 4 / 3)  # the aspect ratios of a crop box, as in torchvision and the recipes
@@ -77,14 +85,21 @@ def index_folder(root: Path, workers: int | None = None) -> tuple[list[str], tor
     return files, labels, classes
 
 
-def _warn_once(path: str, reason: str) -> None:
+def _warn_once(path: str, reason: str, skipped: list | None = None) -> None:
+    """Name an unreadable file once per process (and add it to ``skipped``, a source's list)."""
     if path not in _warned:
         _warned.add(path)
         warnings.warn(f"skipped unreadable file {path}: {reason}", stacklevel=3)
+    if skipped is not None and all(path != f for f, _ in skipped):
+        skipped.append((path, reason))
+
+
+def _channel_mismatch(found: int, expected: int) -> str:
+    return f"{found} channels, the images here have {expected}"
 
 
 class LazyImages:
-    """The (N, 3, S, S) uint8 images of a ``StreamSource``, decoded when indexed."""
+    """The (N, C, S, S) uint8 images of a ``StreamSource``, decoded when indexed."""
 
     dtype = torch.uint8
     ndim = 4
@@ -98,7 +113,7 @@ class LazyImages:
     @property
     def shape(self) -> torch.Size:
         s = self.source.image_size
-        return torch.Size((len(self), 3, s, s))
+        return torch.Size((len(self), self.source.channels, s, s))
 
     def __getitem__(self, index) -> torch.Tensor:
         if isinstance(index, int):
@@ -108,10 +123,13 @@ class LazyImages:
         size = self.source.image_size
         with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
             decoded = list(pool.map(lambda p: _decode(p, size), paths))
-        out = torch.zeros((len(paths), 3, size, size), dtype=torch.uint8)
+        channels = self.source.channels
+        out = torch.zeros((len(paths), channels, size, size), dtype=torch.uint8)
         for k, (path, result) in enumerate(zip(paths, decoded)):
-            if isinstance(result, str):
-                _warn_once(str(path), result)  # a blank image in its place, named once
+            if not isinstance(result, str) and len(result) != channels:
+                result = _channel_mismatch(len(result), channels)
+            if isinstance(result, str):  # a blank image in its place, named once
+                _warn_once(str(path), result, self.source.skipped)
             else:
                 out[k] = torch.from_numpy(result)
         return out
@@ -129,6 +147,7 @@ class StreamSource:
     classes: list[str] | None = None
     skipped: list[tuple[str, str]] = field(default_factory=list)
     members: list | None = None  # shard members (``selfsup.data.shards``) in place of files below root
+    channels: int = 3
     modality = "image"
     streamed = True
 
@@ -149,31 +168,37 @@ class StreamSource:
 
     @property
     def input_shape(self) -> list[int]:
-        return [3, self.image_size, self.image_size]
+        return [self.channels, self.image_size, self.image_size]
 
     def subset(self, index) -> "StreamSource":
         index = torch.as_tensor(index, dtype=torch.long)
         rows = index.tolist()
         return StreamSource(self.name, self.root, [self.files[i] for i in rows], self.image_size,
                             None if self.labels is None else self.labels[index], self.classes, self.skipped,
-                            None if self.members is None else [self.members[i] for i in rows])
+                            None if self.members is None else [self.members[i] for i in rows], self.channels)
 
 
-def open_stream(root: Path, image_size: int | None = None, workers: int | None = None,
-                tiff: str = "refuse") -> StreamSource | None:
+def open_stream(root: Path, image_size: int | None = None, workers: int | None = None) -> StreamSource:
     """Index ``root``; without ``image_size``, the median short side of the first 256 files
-    (at most 224), as the in-memory folders choose it. A folder with TIFF files is refused in
-    one line (``tiff="refuse"``) or gives None (``"none"``: read it in memory)."""
+    (at most 224), as the in-memory folders choose it; the channel count, the commonest of
+    the first 64 files (3 unless there are TIFF stacks)."""
     files, labels, classes = index_folder(root, workers)
-    tiffs = [f for f in files if f.lower().endswith((".tif", ".tiff"))]
-    if tiffs and tiff == "none":
-        return None
-    if tiffs:  # TIFF stacks carry any number of channels; the streamed crops are RGB
-        raise DataError(f"{root / tiffs[0]}: TIFF images ({len(tiffs)} here) are read in memory only; "
-                        f"pass --data-mode memory")
     image_size = image_size or choose_size([root / f for f in files[:256]], root)
+    channels = choose_channels([root / f for f in files[:64]], root)
     stage("streaming %d images from %s at %d px", len(files), root, image_size)
-    return StreamSource(root.name, root, files, image_size, labels, classes)
+    return StreamSource(root.name, root, files, image_size, labels, classes, channels=channels)
+
+
+def choose_channels(paths, where) -> int:
+    """The commonest channel count of ``paths`` (decoded small): 3 for every Pillow format,
+    C for a TIFF of C planes."""
+    if not any(str(p).lower().endswith(TIFF_EXTENSIONS) for p in paths):
+        return 3
+    with ThreadPoolExecutor(8) as pool:
+        counts = [len(r) for r in pool.map(lambda p: _decode(p, 8), paths) if not isinstance(r, str)]
+    if not counts:
+        raise DataError(f"{where}: none of the first {len(paths)} image files can be read")
+    return max(set(counts), key=counts.count)
 
 
 def choose_size(paths, where) -> int:
@@ -209,12 +234,22 @@ def view_generator(seed: int, epoch: int, index: int, view: int) -> torch.Genera
     return torch.Generator().manual_seed(hash((seed, epoch, index, view)) & 0x7FFF_FFFF_FFFF_FFFF)
 
 
-def crop_views(path: Path, views, seed: int, epoch: int, index: int):
-    """Every view of one file as uint8 (3, size, size) arrays, or the reason it failed.
-    ``views``: (size, crop_scale) per view."""
+def crop_views(path: Path, views, seed: int, epoch: int, index: int, channels: int = 3):
+    """Every view of one file as uint8 (C, size, size) arrays, or the reason it failed.
+    ``views``: (size, crop_scale) per view; ``channels``: the C the file must have."""
     from PIL import Image, ImageOps
 
     try:
+        planes = read_tiff(path) if path.suffix.lower() in TIFF_EXTENSIONS else None
+    except DataError as error:  # a TIFF of samples that have no 8-bit reading (floats, signed)
+        return str(error)
+    except Exception:  # not a TIFF tifffile reads: Pillow may still
+        planes = None
+    try:
+        if planes is not None:
+            return _crop_planes(planes, views, seed, epoch, index, channels)
+        if channels != 3:
+            return _channel_mismatch(3, channels)
         with Image.open(readable(path)) as image:
             largest = max(size for size, _ in views)
             image.draft("RGB", (2 * largest, 2 * largest))
@@ -222,6 +257,8 @@ def crop_views(path: Path, views, seed: int, epoch: int, index: int):
             if image.mode.startswith("I;16") or image.mode == "I":  # 16-bit grey: scaled, not clipped
                 scaled = (np.asarray(image, dtype=np.float64) / 257).round().clip(0, 255).astype(np.uint8)
                 image = Image.fromarray(scaled, "L")
+            elif image.mode == "F":
+                return "cannot decode (32-bit float pixels: no fixed range to scale to 8 bits)"
             image = image.convert("RGB")
             out = []
             for v, (size, scale) in enumerate(views):
@@ -233,10 +270,30 @@ def crop_views(path: Path, views, seed: int, epoch: int, index: int):
         return f"cannot decode ({type(error).__name__}: {str(error).splitlines()[0][:120]})"
 
 
-def report_skipped(skipped) -> None:
-    """Warn once per file (in the training process) about files a worker could not decode."""
+def _crop_planes(planes: np.ndarray, views, seed: int, epoch: int, index: int, channels: int):
+    """The views of a (C, H, W) uint8 stack: each box cropped and resized (bilinear,
+    antialiased) plane by plane, from the same draws as ``crop_views``'s boxes."""
+    from torchvision.transforms.v2.functional import resized_crop
+
+    if len(planes) != channels:
+        return _channel_mismatch(len(planes), channels)
+    stack = torch.from_numpy(np.ascontiguousarray(planes))
+    height, width = planes.shape[-2:]
+    out = []
+    for v, (size, scale) in enumerate(views):
+        left, top, right, bottom = crop_box(width, height, scale, view_generator(seed, epoch, index, v))
+        top, left = int(top), int(left)
+        box_h, box_w = max(1, min(height - top, round(bottom - top))), max(1, min(width - left, round(right - left)))
+        view = resized_crop(stack, top, left, box_h, box_w, [size, size], antialias=True)
+        out.append(np.ascontiguousarray(view.numpy()))
+    return out
+
+
+def report_skipped(skipped, into: list | None = None) -> None:
+    """Warn once per file (in the training process) about files a worker could not decode,
+    and add them to ``into`` (the source's ``skipped`` list)."""
     for path, reason in skipped:
-        _warn_once(path, reason)
+        _warn_once(path, reason, into)
 
 
 class StreamViews(torch.utils.data.Dataset):
@@ -257,7 +314,7 @@ class StreamViews(torch.utils.data.Dataset):
         for index in indices:
             for attempt in range(len(self.source)):
                 i = (index + attempt) % len(self.source)
-                result = crop_views(self.source.path(i), self.views, self.seed, epoch, i)
+                result = crop_views(self.source.path(i), self.views, self.seed, epoch, i, self.source.channels)
                 if not isinstance(result, str):
                     break
                 skipped.append((str(self.source.path(i)), result))

@@ -131,6 +131,8 @@ def table_source(name: str, table, label_column: str | None) -> FloatSource:
     import pyarrow as pa
 
     names = table.column_names
+    if table.num_rows == 0:  # before the columns: an empty column has no type to encode
+        raise DataError(f"{name}: the table has no rows")
     labels = classes = None
     if label_column is not None:
         if label_column not in names:
@@ -170,8 +172,6 @@ def table_source(name: str, table, label_column: str | None) -> FloatSource:
         besides = f" besides the label column {label_column!r}" if label_column else ""
         raise DataError(f"{name}: no feature columns{besides}"
                         + (f" (dropped: {'; '.join(dropped)})" if dropped else ""))
-    if table.num_rows == 0:
-        raise DataError(f"{name}: the table has no rows")
     if gaps:
         listing = ", ".join(f"{c}: {n}" for c, n in gaps.items())
         warnings.warn(f"{name}: filled missing values (numeric: column median; categorical: a "

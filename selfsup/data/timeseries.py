@@ -17,6 +17,7 @@ never imported, only located (``pip install 'selfsup[timeseries]'`` installs it)
 from __future__ import annotations
 
 import importlib.util
+import dataclasses
 import warnings
 from pathlib import Path
 
@@ -69,7 +70,23 @@ def series_source(name: str, series: list[np.ndarray], labels=None) -> FloatSour
             raise DataError(f"{name}: {len(labels)} labels for {len(samples)} series")
         label_tensor, classes = labels_from_values(labels, f"{name}: labels")
     return FloatSource(name, torch.from_numpy(samples), [str(i) for i in range(len(samples))],
-                       label_tensor, classes, "timeseries", [f"channel {c}" for c in range(samples.shape[1])])
+                       label_tensor, classes, "timeseries", [f"channel {c}" for c in range(samples.shape[1])],
+                       unequal_series=list(series) if stretched else None)
+
+
+def resampled_to(source: FloatSource, length: int) -> FloatSource:
+    """``source`` with its series of unequal length resampled to ``length`` steps from the
+    series as read (not from their resampling to the longest), as a run trained on ``length``
+    steps saw its own: e.g. JapaneseVowels' TRAIN file resamples to 26 steps, its TEST file to
+    29. A source of equal-length series is returned as it is (a convolutional encoder takes
+    any length)."""
+    if source.unequal_series is None or source.samples.shape[-1] == length \
+            or len(source.unequal_series) != len(source.samples):  # a subset: not the series as read
+        return source
+    samples, _, _ = fill_and_resample(source.unequal_series, length)
+    warnings.warn(f"{source.name}: series of unequal length resampled to the run's {length} steps "
+                  f"(not to this data's longest, {source.samples.shape[-1]})", stacklevel=2)
+    return dataclasses.replace(source, samples=torch.from_numpy(samples))
 
 
 # ---------------------------------------------------------------------------------------
@@ -166,11 +183,11 @@ def aeon_data_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data"
 
 
-def _archive_dataset(name: str):
+def _archive_dataset(name: str, parts=("TRAIN", "TEST")):
     def load(image_size=None) -> FloatSource:
         folder = aeon_data_dir() / name
         series, labels = [], []
-        for part in ("TRAIN", "TEST"):
+        for part in parts:
             path = folder / f"{name}_{part}.ts"
             if not path.is_file():
                 raise DataError(f"{path}: missing from the installed aeon package")
@@ -179,23 +196,30 @@ def _archive_dataset(name: str):
             series = [np.pad(s, ((0, 0), (0, width - s.shape[1])), constant_values=np.nan)
                       for s in series + part_series]
             labels += part_labels or []
-        return series_source(name, series, labels or None)
-    load.__doc__ = f"The UCR/UEA {name} dataset (TRAIN and TEST joined) from aeon's installed files."
+        return series_source(name if len(parts) > 1 else f"{name}_{parts[0]}", series, labels or None)
+    joined = "TRAIN and TEST joined" if len(parts) > 1 else f"its archive {parts[0]} split"
+    load.__doc__ = f"The UCR/UEA {name} dataset ({joined}) from aeon's installed files."
     return load
 
 
 def builtin_series() -> dict:
     """The built-in archive datasets as ``selfsup.data.sources.BuiltinDataset`` entries."""
-    rows = [("GunPoint", 200, "UCR: hand motion, gun draw vs pointing; 1 channel, 150 steps"),
-            ("ArrowHead", 211, "UCR: arrow-head outlines, 3 classes; 1 channel, 251 steps"),
-            ("ItalyPowerDemand", 1096, "UCR: daily Italian power demand, winter vs summer; 1 channel, 24 steps"),
-            ("OSULeaf", 442, "UCR: leaf outlines, 6 species; 1 channel, 427 steps"),
-            ("ACSF1", 200, "UCR: appliance power consumption, 10 classes; 1 channel, 1460 steps"),
-            ("BasicMotions", 80, "UEA: smartwatch accelerometer+gyroscope, 4 activities; 6 channels, 100 steps"),
-            ("JapaneseVowels", 640, "UEA: speakers' vowel LPC coefficients, 9 speakers; 12 channels, "
-                                    "7-29 steps (unequal, resampled to 29)")]
-    return {name: BuiltinDataset(name, "timeseries", size, True, description, _archive_dataset(name))
-            for name, size, description in rows}
+    rows = [("GunPoint", 50, 150, "UCR: hand motion, gun draw vs pointing; 1 channel, 150 steps"),
+            ("ArrowHead", 36, 175, "UCR: arrow-head outlines, 3 classes; 1 channel, 251 steps"),
+            ("ItalyPowerDemand", 67, 1029, "UCR: daily Italian power demand, winter vs summer; 1 channel, 24 steps"),
+            ("OSULeaf", 200, 242, "UCR: leaf outlines, 6 species; 1 channel, 427 steps"),
+            ("ACSF1", 100, 100, "UCR: appliance power consumption, 10 classes; 1 channel, 1460 steps"),
+            ("BasicMotions", 40, 40, "UEA: smartwatch accelerometer+gyroscope, 4 activities; 6 channels, 100 steps"),
+            ("JapaneseVowels", 270, 370, "UEA: speakers' vowel LPC coefficients, 9 speakers; 12 channels, "
+                                         "7-29 steps (unequal, resampled to the longest)")]
+    datasets = {}
+    for name, train, test, description in rows:  # NAME: both splits joined; NAME_TRAIN, NAME_TEST: the archive's
+        datasets[name] = BuiltinDataset(name, "timeseries", train + test, True, description, _archive_dataset(name))
+        for part, size in (("TRAIN", train), ("TEST", test)):
+            datasets[f"{name}_{part}"] = BuiltinDataset(f"{name}_{part}", "timeseries", size, True,
+                                                        f"{name}'s archive {part} split",
+                                                        _archive_dataset(name, (part,)))
+    return datasets
 
 
 for _dataset in builtin_series().values():

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from selfsup.data.samples import model_input
 from selfsup.devices import CPU, Placement
+from selfsup.errors import DivergenceError
 from selfsup.evaluate.neighbours import NeighborIndex
 from selfsup.progress import bar
 
@@ -155,6 +156,10 @@ def evaluate_embeddings(train: torch.Tensor, train_labels: torch.Tensor | None,
                         test: torch.Tensor | None, test_labels: torch.Tensor | None,
                         knn_k: int = 20) -> dict:
     """kNN and linear top-1 on the test part (None without labels) and RankMe of train."""
+    for name, z in (("training", train), ("test", test)):
+        if z is not None and not torch.isfinite(z).all():
+            raise DivergenceError(f"the backbone's embeddings of the {name} samples are not finite (NaN or inf): "
+                                  f"the weights diverged; train with a smaller --lr")
     result = {"rankme": rankme(train), "knn_top1": None, "linear_top1": None}
     if train_labels is not None and test is not None and test_labels is not None:
         knn = knn_predict(train, train_labels, test, k=knn_k)

@@ -19,14 +19,14 @@ def evaluate_run(run_dir: str | os.PathLike, data: str | None = None, knn_k: int
     with ``full``, every protocol of ``evaluate_all`` for both as well. Embeds on
     ``accelerator``/``devices`` (default: the run's device and precision where this machine
     has it, else the CPU)."""
+    if knn_k is not None and (isinstance(knn_k, bool) or not isinstance(knn_k, int) or knn_k < 1):
+        raise ConfigError(f"knn_k={knn_k!r}: expected an integer >= 1")
     run = Run(run_dir)
     method = run.method()
     where = run.placement(accelerator, devices)
-    config = dataclasses.replace(run.config, data=data or run.config.data, knn_k=knn_k or run.config.knn_k)
+    config = dataclasses.replace(run.config, data=data or run.config.data,
+                                 knn_k=run.config.knn_k if knn_k is None else knn_k)
     source, train, test = run.data(config.data)
-    if source.image_size != config.image_size:
-        raise ConfigError(f"data={config.data!r}: images are {source.image_size} px, "
-                          f"the run was trained on {config.image_size} px")
     result = {"run": str(run_dir), "data": config.data, "method": config.method,
               "protocol": protocol(config), "placement": str(where),
               "evaluation_train_samples": evaluation_size(len(train))}

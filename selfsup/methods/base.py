@@ -54,6 +54,7 @@ class Method(nn.Module):
     min_batch_size: int = 2  # samples a step needs (W-MSE: more than its embedding size)
     optimizer: OptimizerDefaults = OptimizerDefaults("adamw", 1e-3, 0.05)
     warmup_fraction: float = 0.1  # the paper's linear lr warm-up, as a fraction of the epochs (0: none)
+    lr_schedule: str = "cosine"  # after the warm-up: "cosine" decay to 0, or "constant" (the base lr throughout)
 
     @classmethod
     def paper_settings(cls, backbone: str) -> dict:

@@ -37,8 +37,24 @@ def check_options(cls, options: dict, where: str = "method_options") -> dict:
         if name not in defaults:
             raise ConfigError(f"{where}: {name!r} is not an option of method {cls.name}; "
                               f"options: {', '.join(defaults) or 'none'}")
-        checked[name] = _typed(value, defaults[name], f"{where}.{name}")
+        checked[name] = _in_range(name, _typed(value, defaults[name], f"{where}.{name}"), f"{where}.{name}")
     return checked
+
+
+def _in_range(name: str, value, where: str):
+    """``value`` if a number of option ``name`` can take it: finite; a temperature above 0;
+    a momentum from 0 to 1 (as the ``temperature`` and ``momentum`` fields of a config)."""
+    numbers = value if isinstance(value, tuple) else (value,)
+    for number in numbers:
+        if isinstance(number, bool) or not isinstance(number, (int, float)):
+            continue
+        if number != number or number in (float("inf"), float("-inf")):
+            raise ConfigError(f"{where}={value!r}: expected a finite number")
+        if "temperature" in name and number <= 0:
+            raise ConfigError(f"{where}={value!r}: expected > 0")
+        if "momentum" in name and not 0 <= number <= 1:
+            raise ConfigError(f"{where}={value!r}: expected from 0 to 1")
+    return value
 
 
 def _typed(value, default, where: str):

@@ -37,12 +37,13 @@ def strong_view(size: int, crop_min_scale: float = 0.25):
     return augment.create("simclr", size, crop_scale=(crop_min_scale, 1.0), jitter_strength=1.0).views[0]
 
 
-def fits_in_memory(count: int, size: int) -> bool:
-    """Whether ``count`` decoded (3, size, size) uint8 images take at most a quarter of RAM."""
+def fits_in_memory(source) -> bool:
+    """Whether the decoded (C, size, size) uint8 images of a streamed ``source`` take at
+    most a quarter of RAM."""
     import os
 
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    return count * 3 * size * size <= ram / 4
+    return len(source) * source.channels * source.image_size ** 2 <= ram / 4
 
 
 @register
@@ -53,38 +54,48 @@ class Image(Modality):
     channels_last = True
     mixed_precision = True
     corruptions = ("noise", "blur", "contrast")
-    formats = ("a folder of images", "WebDataset .tar shards", "an integer .npy/.npz array")
+    formats = ("a folder of images", "WebDataset .tar shards", "a Parquet file of encoded images",
+               "an integer .npy/.npz array")
 
     def accepts(self, path) -> bool:
+        from selfsup.data.parquet_images import image_column
         from selfsup.data.shards import is_shards
 
         if path.is_dir() or is_shards(path):
             return True
+        if path.is_file() and path.suffix.lower() in (".parquet", ".pq"):
+            return image_column(path) is not None
         if not (path.is_file() and path.suffix in (".npy", ".npz")):
             return False
         kind, _ = array_kind(path)
         return kind == "image" or kind is None  # None: the image loader says what is wrong
 
     def load(self, path, image_size=None, label_column=None, cache_dir=None, data_mode="memory"):
-        """A folder (streamed with ``data_mode="stream"``, or with ``"auto"`` when its decoded
-        images would take more than a quarter of RAM; else decoded, through the decoded-image
-        cache in ``cache_dir`` when given) or an array."""
+        """A folder, tar shards or a Parquet file of encoded images (streamed with
+        ``data_mode="stream"``, or with ``"auto"`` when the decoded images would take more
+        than a quarter of RAM; else decoded, a folder through the decoded-image cache in
+        ``cache_dir`` when given) or an array."""
+        from selfsup.data.parquet_images import open_parquet_images
         from selfsup.data.shards import is_shards, open_shards
 
-        if is_shards(path):  # tar shards stream, or are decoded into memory when asked or small
-            streamed = open_shards(str(path), image_size)
-            if data_mode == "stream" or (data_mode == "auto" and not fits_in_memory(len(streamed), streamed.image_size)):
+        if is_shards(path) or path.suffix.lower() in (".parquet", ".pq"):  # streamed, or decoded when small
+            streamed = open_shards(str(path), image_size) if is_shards(path) else \
+                open_parquet_images(path, image_size, label_column)
+            if data_mode == "stream" or (data_mode == "auto" and not fits_in_memory(streamed)):
                 return streamed
-            return ImageSource(streamed.name, streamed.samples[:], streamed.ids, streamed.labels, streamed.classes)
+            images = streamed.samples[:]  # an unreadable member is named, added to skipped and dropped here
+            bad = {f for f, _ in streamed.skipped}
+            keep = [i for i, name in enumerate(streamed.ids) if name not in bad]
+            return ImageSource(streamed.name, images[keep], [streamed.ids[i] for i in keep],
+                               None if streamed.labels is None else streamed.labels[keep], streamed.classes,
+                               streamed.skipped)
         if not path.is_dir():
             return load_array_source(path, image_size)
         if data_mode != "memory":
             from selfsup.data.stream import open_stream
 
-            streamed = open_stream(path, image_size, tiff="refuse" if data_mode == "stream" else "none")
-            if streamed is None:  # auto with TIFF files: in memory, where they keep their channels
-                return load_folder_source(path, image_size)
-            if data_mode == "stream" or not fits_in_memory(len(streamed), streamed.image_size):
+            streamed = open_stream(path, image_size)
+            if data_mode == "stream" or not fits_in_memory(streamed):
                 return streamed
             # the in-memory folder chooses its own default size (the median of every file, not of
             # the index's first 256) and its own cache key, as with data_mode="memory"

@@ -18,6 +18,7 @@ noise in units of each feature's (channel's) std for tables and series.
 from __future__ import annotations
 
 import copy
+import math
 
 import torch
 from torch import nn
@@ -25,7 +26,7 @@ from torch import nn
 from selfsup import modalities
 from selfsup.config import ConfigError
 from selfsup.progress import bar
-from selfsup.tasks.common import open_sized_source, seeded
+from selfsup.tasks.common import check_count, open_sized_source, seeded
 from selfsup.data.samples import as_unit
 from selfsup.devices import CPU, Placement
 from selfsup.tasks.finetune import classifier_placement, load_classifier, predict
@@ -96,6 +97,11 @@ def adapt(classifier_dir, data: str, corruption: str | None = None, severity: in
     corrupted here first). Returns the predictions (ids and class names) and, when the
     data is labelled, accuracy without adaptation, with test-time BN, and with TENT. Runs on
     ``accelerator``/``devices`` (default: the pretraining run's where available, else CPU)."""
+    check_count("severity", severity, 0, at_least=1, at_most=5)
+    check_count("epochs", epochs, 0, at_most=100_000)
+    check_count("batch_size", batch_size, 0, at_most=1 << 20)
+    if not (lr > 0 and math.isfinite(lr)):
+        raise ConfigError(f"lr={lr}: expected a finite number > 0")
     model, meta = load_classifier(classifier_dir)
     where = classifier_placement(meta, accelerator, devices)
     source = open_sized_source(data, meta["image_size"], meta.get("label_column"), meta.get("modality", "image"),

@@ -7,6 +7,7 @@ import csv
 import os
 from pathlib import Path
 
+from selfsup.atomic import check_output
 from selfsup.config import ConfigError, PretrainConfig
 from selfsup.evaluate.run import evaluate_run
 from selfsup.evaluate.suite import PROTOCOLS
@@ -19,9 +20,14 @@ def benchmark(methods: list[str], data: str, epochs: int, out: str | os.PathLike
     """Pretrain each method with ``options`` shared (backbone, batch size, image size, seed)
     into ``out/<method>``, evaluate every protocol, and write ``out/results.md`` and
     ``out/results.csv``. Returns one row per method."""
-    out = Path(out)
+    out = check_output(out, "folder")
     if not methods:
         raise ConfigError("methods: expected at least one method name")
+    from selfsup.methods import METHODS
+
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:  # before the first method trains
+        raise ConfigError(f"methods: {', '.join(map(repr, unknown))} not among {', '.join(METHODS)}")
     from selfsup.tasks import pretrain
 
     rows = []

@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from selfsup import modalities
+from selfsup.atomic import check_output
 from selfsup.config import ConfigError
 from selfsup.evaluate.clustering import cluster_metrics, kmeans
 from selfsup.evaluate.neighbours import l2_normalize, nearest_others
@@ -50,7 +51,10 @@ def estimate_clusters(embeddings: np.ndarray, max_clusters: int = 50, neighbours
     """Number of clusters by the largest gap between consecutive eigenvalues of the
     normalised Laplacian L = I - D^-1/2 W D^-1/2 of a symmetric k-NN graph: a graph with c
     well-separated groups has c eigenvalues near 0 and then a jump."""
+    if len(embeddings) < 3:  # two samples allow two clusters and no other count >= 2
+        return 2
     rng = np.random.default_rng(seed)
+    neighbours = min(neighbours, len(embeddings) - 1)
     x = l2_normalize(embeddings)
     if len(x) > sample:
         x = x[rng.choice(len(x), sample, replace=False)]
@@ -310,6 +314,8 @@ def cluster(run_or_file, data: str | None = None, n_clusters: int | None = None,
     from selfsup.data import DataError
     from selfsup.tasks.common import check_count, load_embeddings
 
+    if out is not None:
+        check_output(out)
     embedded = load_embeddings(run_or_file, data, accelerator, devices)
     if len(embedded) < 2:
         raise DataError(f"{run_or_file}: {len(embedded)} sample(s); clustering needs at least 2")

@@ -38,7 +38,7 @@ def add_parsers(sub) -> None:
 
 def add_placement_options(parser) -> None:
     """``--accelerator``/``--devices`` of a command that runs a trained model."""
-    parser.add_argument("--accelerator", choices=("cpu", "gpu", "auto"),
+    parser.add_argument("--accelerator", choices=("cpu", "gpu", "cuda", "auto"),
                         help="where the model runs (default: what the run was trained on when this machine "
                              "has it, else cpu)")
     parser.add_argument("--devices", help="GPUs to split batches over: a count or a list like 0,1 (default: 1)")
@@ -212,9 +212,12 @@ def _finetune_arguments(p) -> None:
 
 
 def _run_adapt(a: dict) -> None:
+    from selfsup.atomic import check_output
     from selfsup.tasks.adapt import adapt
     from selfsup.tasks.neighbors import write_table
 
+    if a["out"]:
+        check_output(a["out"])
     result = adapt(a["run"], a["data"], a["corrupt"], a["severity"], a["lr"], epochs=a["epochs"], **_where(a))
     if a["out"]:
         write_table(a["out"], ("id", "prediction"), zip(result["ids"], result["predictions"]))

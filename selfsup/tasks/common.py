@@ -17,6 +17,7 @@ from selfsup import modalities
 from selfsup.config import ConfigError
 from selfsup.data import DataError
 from selfsup.devices import CPU, Placement
+from selfsup.runs import check_fits
 
 
 @dataclass
@@ -49,16 +50,11 @@ def open_sized_source(data: str, image_size: int | None, label_column: str | Non
     ``input_shape`` when given; of ``modality`` when given."""
     array = Path(data).suffix in (".npy", ".npz")  # only what an array holds is ambiguous (selfsup.data.arrays)
     source = modalities.open_source(data, image_size, label_column, modality=modality if array else None)
-    if modality is not None and source.modality != modality:
-        raise ConfigError(f"data={data!r}: {source.modality} data, the model takes {modality} data")
-    sized = modalities.get(source.modality).sized
-    if sized and source.image_size != image_size:
-        raise ConfigError(f"data={data!r}: images are {source.image_size} px, the model was trained "
-                          f"on {image_size} px")
-    trained = list(input_shape or [])[:1]
-    if trained and source.input_shape[:1] != trained:  # features, series channels or image channels
-        raise ConfigError(f"data={data!r}: samples of shape {source.input_shape}, the model was "
-                          f"trained on {list(input_shape)}")
+    check_fits(source, data, modality, image_size, input_shape)
+    if source.modality == "timeseries" and input_shape and len(input_shape) == 2:
+        from selfsup.data.timeseries import resampled_to
+
+        source = resampled_to(source, int(input_shape[1]))  # unequal lengths: to the run's, as it trained
     return source
 
 
@@ -90,6 +86,8 @@ def read_embeddings_file(path: Path) -> Embedded:
             labels = table.column("label").to_numpy() if "label" in table.column_names else None
             return Embedded(embeddings, [str(i) for i in table.column("id").to_pylist()], labels)
         embeddings = np.load(path, mmap_mode="r", allow_pickle=False)  # read as the tasks go
+        if embeddings.dtype.kind not in "fiu":  # complex, text, bool...: not a point in R^D
+            raise DataError(f"{path}: embeddings must be real numbers, got dtype {embeddings.dtype}")
         if embeddings.dtype != np.float32:
             embeddings = embeddings.astype(np.float32)
     except DataError:
@@ -138,6 +136,12 @@ def checked(embedded: Embedded, where: str) -> Embedded:
         bad = np.flatnonzero(~finite)
         raise DataError(f"{where}: {len(bad)} of {len(x)} embeddings are not finite (NaN or inf), "
                         f"the first of id {embedded.ids[bad[0]]!r}")
+    with np.errstate(over="ignore"):
+        normal = np.isfinite(np.linalg.norm(x, axis=1))  # as the tasks normalise them, in float32
+    if not normal.all():
+        bad = np.flatnonzero(~normal)
+        raise DataError(f"{where}: {len(bad)} of {len(x)} embeddings are too large to normalise (their length "
+                        f"overflows float32), the first of id {embedded.ids[bad[0]]!r}")
     return embedded
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from selfsup.atomic import check_output, write_text
 from selfsup.config import ConfigError
 from selfsup.evaluate.neighbours import assign_nearest, kmeans_faiss, l2_normalize, members_of
 from selfsup.progress import bar
@@ -153,6 +154,8 @@ def curate(run_or_file, budget: int, data: str | None = None, levels: tuple[int,
     """Ids of a balanced subset of ``budget`` samples of ``data``; with labels, the class
     entropy of the subset beside a random subset of the same size. ``out``: ids, one a line.
     ``accelerator``/``devices``: where a run embeds ``data`` (default: the run's, else CPU)."""
+    if out is not None:
+        check_output(out)
     embedded = load_embeddings(run_or_file, data, accelerator, devices)
     check_count("budget", budget, len(embedded))
     for level in levels or ():
@@ -166,7 +169,5 @@ def curate(run_or_file, budget: int, data: str | None = None, levels: tuple[int,
                       class_entropy_random=class_entropy(embedded.labels[random]),
                       class_entropy_max=float(np.log(len(np.unique(embedded.labels)))))
     if out is not None:
-        from pathlib import Path
-
-        Path(out).write_text("".join(i + "\n" for i in result["selected"]))
+        write_text(out, "".join(i + "\n" for i in result["selected"]))
     return result

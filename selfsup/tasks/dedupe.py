@@ -39,10 +39,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from selfsup.atomic import check_output, write_text
 from selfsup.config import ConfigError
 from selfsup.evaluate.neighbours import CHUNK, kmeans_faiss, l2_normalize, members_of
 from selfsup.progress import bar
-from selfsup.tasks.common import load_embeddings
+from selfsup.tasks.common import check_count, load_embeddings
 
 CLUSTER_SIZE = 1000
 
@@ -340,11 +341,15 @@ def dedupe(run_or_file, data: str | None = None, threshold: float | None = None,
         raise ConfigError(f"by={by!r}: expected one of {', '.join(BY)}")
     if threshold is not None and not -1 <= threshold <= 1:
         raise ConfigError(f"threshold={threshold}: expected a similarity in [-1, 1]")
+    if out is not None:
+        check_output(out, "folder")
     source = _image_source(run_or_file, data, by)
     by = "embedding" if source is None else "pixels"
     threshold = THRESHOLDS[by] if threshold is None else threshold
     if source is None:
         embedded = load_embeddings(run_or_file, data, accelerator, devices)
+        if clusters is not None:
+            check_count("clusters", clusters, len(embedded))
         x = _centred_unit(embedded.embeddings, center)
         groups = _star_groups(x, threshold, clusters, seed=0)
         ids = embedded.ids
@@ -372,5 +377,5 @@ def dedupe(run_or_file, data: str | None = None, threshold: float | None = None,
                                               "loosest_a", "loosest_b", "loosest_similarity"),
                     [(g, len(members), *p["tightest"], *p["loosest"])
                      for g, (members, p) in enumerate(zip(result["groups"], result["pairs"]))])
-        (out / "keep.txt").write_text("".join(i + "\n" for i in result["keep"]))
+        write_text(out / "keep.txt", "".join(i + "\n" for i in result["keep"]))
     return result

@@ -13,7 +13,7 @@ from typing import Iterable
 
 import numpy as np
 
-from selfsup.atomic import atomic_path, write_text
+from selfsup.atomic import atomic_path, check_output, write_text
 from selfsup.config import ConfigError
 
 ROW_GROUP = 16_384
@@ -106,7 +106,7 @@ def embed_run(run_dir, data: str | None, out, accelerator: str | None = None, de
     from selfsup.runs import Run
     from selfsup.tasks.common import open_run_source
 
-    out = Path(out)
+    out = check_output(out)
     _check_suffix(out)
     run = Run(run_dir)
     config, method, placement = run.config, run.method(), run.placement(accelerator, devices)

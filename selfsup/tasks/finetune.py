@@ -34,12 +34,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from selfsup import backbones, modalities
+from selfsup.atomic import atomic_path, check_output, write_text
 from selfsup.config import ConfigError
 from selfsup.data import DataError, holdout_split
 from selfsup.data.samples import as_unit, standardize
 from selfsup.devices import CPU, Placement, placement
 from selfsup.progress import bar
-from selfsup.tasks.common import open_run_source, seeded
+from selfsup.tasks.common import check_count, open_run_source, seeded
 
 MODES = ("linear", "full")
 
@@ -172,6 +173,20 @@ def predict(model: nn.Module, samples: torch.Tensor, batch_size: int = 512, plac
     return torch.cat(predictions)
 
 
+def label_count(labels) -> int | None:
+    """``labels`` as a count of labelled samples per class, or None when it names a label
+    file (which must exist); a ``ConfigError`` for anything else."""
+    if isinstance(labels, (int, np.integer)) and not isinstance(labels, bool):
+        return int(labels)
+    text = str(labels).strip()
+    if text.lstrip("+-").isdigit():
+        return int(text)
+    if not Path(text).is_file():
+        raise ConfigError(f"labels={labels!r}: expected a count of labelled samples per class or an id,label "
+                          f"file{'' if not Path(text).exists() else ' (this is a folder)'}")
+    return None
+
+
 def labelled_subset(labels: np.ndarray, per_class: int, seed: int = 0) -> np.ndarray:
     """Sorted indices of ``per_class`` random samples of every class."""
     if per_class < 1:
@@ -189,14 +204,18 @@ def labelled_subset(labels: np.ndarray, per_class: int, seed: int = 0) -> np.nda
 def read_label_file(path: Path, ids: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(row indices, class indices, class names) from a CSV/TSV file of ``id,label`` lines."""
     lookup = {sample_id: i for i, sample_id in enumerate(ids)}
-    rows, names = [], []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    rows, names, seen = [], [], {}
+    for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
         parts = [p.strip() for p in line.replace("\t", ",").split(",")]
         if not line.strip() or (number == 1 and parts[0] == "id"):
             continue
         if len(parts) != 2 or parts[0] not in lookup:
             raise DataError(f"{path}:{number}: expected 'id,label' with an id of the data, got {line!r}")
-        rows.append(lookup[parts[0]])
+        row = lookup[parts[0]]
+        if row in seen:
+            raise DataError(f"{path}:{number}: id {parts[0]!r} is labelled twice (first on line {seen[row]})")
+        seen[row] = number
+        rows.append(row)
         names.append(parts[1])
     classes = sorted(set(names))
     if len(classes) < 2:
@@ -208,8 +227,9 @@ def save_classifier(model: Classifier, out: Path, meta: dict) -> None:
     from safetensors.torch import save_file
 
     out.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(out / "classifier.safetensors"))
-    (out / "classifier.json").write_text(json.dumps(meta, indent=2) + "\n")
+    with atomic_path(out / "classifier.safetensors") as temporary:
+        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(temporary))
+    write_text(out / "classifier.json", json.dumps(meta, indent=2) + "\n")
 
 
 def load_classifier(path: str | os.PathLike) -> tuple[Classifier, dict]:
@@ -249,14 +269,18 @@ def finetune(run_dir, labels, data: str | None = None, mode: str = "linear", pse
     machine has it, else the CPU)."""
     from selfsup.runs import Run
 
+    per_class = label_count(labels)
+    check_count("steps", steps, 0, at_most=10_000_000)
+    if out is not None:
+        check_output(out, "folder")
     run = Run(run_dir)
     config, method, where = run.config, run.method(), run.placement(accelerator, devices).single()
     source = open_run_source(data or config.data, config)
     train, test = holdout_split(source, 0.2, seed=0)
-    if isinstance(labels, int) or str(labels).isdigit():
+    if per_class is not None:
         if train.labels is None:
             raise DataError(f"{source.name}: has no labels; pass --labels as an id,label file")
-        picked = labelled_subset(train.labels.numpy(), int(labels), seed)
+        picked = labelled_subset(train.labels.numpy(), per_class, seed)
         targets, classes = train.labels[picked], source.classes or [str(c) for c in range(int(train.labels.max()) + 1)]
     else:
         picked, targets, classes = read_label_file(Path(labels), train.ids)

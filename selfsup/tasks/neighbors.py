@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from selfsup.atomic import check_output, write_text
+from selfsup.config import ConfigError
 from selfsup.data import DataError
 from selfsup.modalities import BUILTIN_DATASETS
 from selfsup.evaluate.neighbours import NeighborIndex
@@ -32,6 +34,8 @@ def _queries(query: str | None, searcher: NeighborIndex, run_or_file, accelerato
         return base
     lookup = {sample_id: i for i, sample_id in enumerate(searcher.ids_)}
     wanted = list(lookup) if query is None else [q for q in query.split(",") if q]
+    if not wanted:
+        raise ConfigError(f"query={query!r}: names no sample; give sample ids or a data source")
     if all(q in lookup for q in wanted):  # the index stores the (normalised) embeddings
         return Embedded(searcher.vectors([lookup[q] for q in wanted]), wanted)
     if "," not in query and not Path(run_or_file).is_file() and (Path(query).exists() or query in BUILTIN_DATASETS):
@@ -47,6 +51,9 @@ def neighbors(run_or_file, data: str | None = None, query: str | None = None, k:
     ``data`` for each query. With ``index`` a saved index is reused if the file exists,
     else the new one is saved there. ``out``: also write the rows as a TSV file.
     ``accelerator``/``devices``: where a run embeds (default: the run's, else CPU)."""
+    for path, name in ((out, "out"), (index, "index")):
+        if path is not None:
+            check_output(path, "file", name)
     base = None
     if index is not None and Path(index).is_file():
         searcher = NeighborIndex.load(index)
@@ -72,4 +79,4 @@ def write_table(path, header: tuple[str, ...], rows) -> None:
     """A tab-separated file with a header line."""
     lines = ["\t".join(header)] + ["\t".join(f"{v:.6f}" if isinstance(v, float) else str(v) for v in row)
                                    for row in rows]
-    Path(path).write_text("\n".join(lines) + "\n")
+    write_text(path, "\n".join(lines) + "\n")

@@ -99,8 +99,9 @@ def train_loader(train, batch_size: int, seed: int, rank: int = 0, world_size: i
 class PretrainModule(L.LightningModule):
     def __init__(self, method: Method, recipe: Recipe, mean, std, *, optimizer: str, lr: float,
                  weight_decay: float, warmup_epochs: int, epochs: int, steps_per_epoch: int, seed: int,
-                 batch_size: int, labels: torch.Tensor | None = None):
+                 batch_size: int, labels: torch.Tensor | None = None, skipped: list | None = None):
         super().__init__()
+        self.skipped = [] if skipped is None else skipped  # files the workers could not decode are added here
         if method.needs_labels and labels is None:
             raise ValueError(f"method {method.name} needs the training labels")
         self.labels = labels  # (N,) for the in-memory images; only methods that need them see them
@@ -117,7 +118,7 @@ class PretrainModule(L.LightningModule):
         if skipped and skipped[0]:
             from selfsup.data.stream import report_skipped
 
-            report_skipped(skipped[0])
+            report_skipped(skipped[0], self.skipped)
         generator = torch.Generator().manual_seed(derived_seed(self.seed, self.global_step))
         if self.trainer.world_size > 1:  # this process holds one slice of the global batch
             generator = SliceDraws(generator, self.batch_size, self.global_rank * len(indices))
@@ -172,9 +173,11 @@ class PretrainModule(L.LightningModule):
 
     def configure_optimizers(self):
         optimizer = create_optimizer(self.optimizer_name, self.method, self.lr, self.weight_decay)
-        # one multiplier per group: the warm-up and cosine decay, or 1 for a fixed-lr group
+        # one multiplier per group: the warm-up and cosine decay, or 1 for a fixed-lr group and for
+        # every group of a method whose paper keeps its lr constant (TS2Vec)
+        constant = self.method.lr_schedule == "constant"
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, [
-            FixedLR() if group.get("fixed_lr") else WarmupCosine(self.warmup_steps, self.total_steps)
+            FixedLR() if group.get("fixed_lr") or constant else WarmupCosine(self.warmup_steps, self.total_steps)
             for group in optimizer.param_groups])
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 

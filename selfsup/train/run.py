@@ -23,7 +23,7 @@ import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from selfsup import augment, backbones, methods, modalities
-from selfsup.atomic import write_text
+from selfsup.atomic import check_output, write_text
 from selfsup.config import ConfigError, PretrainConfig, validate
 from selfsup.data import ImageSource, holdout_split
 from selfsup.devices import check_accelerator, concrete_accelerator, default_precision, device_count, training_device
@@ -31,7 +31,7 @@ from selfsup.methods.options import check_options, option_defaults
 from selfsup.errors import Interrupted
 from selfsup.progress import interactive
 from selfsup.train.checkpoint import CheckpointError, SafeCheckpointIO, load_checkpoint, resume_point
-from selfsup.train.lock import RunLock
+from selfsup.train.lock import RunLock, job_id
 from selfsup.train.init import load_init, read_init
 from selfsup.train.loggers import check_loggers, create_loggers, hyperparameters
 from selfsup.train.sync_batchnorm import convert_batchnorm
@@ -203,15 +203,6 @@ def _distribution(config: PretrainConfig, world_size: int) -> dict:
     return dict(devices=local, num_nodes=world_size // local, strategy="ddp")
 
 
-def _check_writable(out: Path) -> None:
-    """Fail before any work when the run directory cannot be created or written."""
-    existing = out
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(f"out={str(out)!r}: cannot write in {existing}")
-
-
 def _check_free_space(out: Path, method: torch.nn.Module, keep: int = 2) -> None:
     """Checkpoints hold the weights and about as much optimizer state again; ``keep`` of
     them plus one being written must fit, or the run would fail at its first save."""
@@ -263,20 +254,47 @@ def prepare(config: PretrainConfig) -> Prepared:
     if config.init and not config.resume:
         read_init(config.init)  # a missing or unreadable file fails before the data is read
     out = Path(config.out) if config.out else default_out(config)
-    _check_writable(out)
+    check_output(out, "folder")
     lock, created = RunLock(out), not out.exists()
     if _world()[0] == 0:  # rank 0 holds the lock for every rank of its job
         out.mkdir(parents=True, exist_ok=True)
         lock.acquire()
+    elif config.out and job_id() and os.environ.get("GROUP_RANK", "0") == "0":
+        lock.join()  # the other ranks on rank 0's machine: refused with it when another job holds the lock
     try:
         return _prepare(config, out, lock)
     except BaseException:
-        lock.release()
-        if created and lock.path.exists():  # a refused run leaves no directory behind
+        if created and lock.held:  # a refused run leaves no directory behind
             lock.path.unlink()
             with contextlib.suppress(OSError):
                 out.rmdir()
+        lock.release()
         raise
+
+
+RESUME_MAY_CHANGE = ("report", "workers", "data_mode", "cache_dir", "keep_freed_memory", "compile")
+
+
+def resume_changes(config: PretrainConfig, saved: PretrainConfig, out: Path) -> dict:
+    """What options given with ``--resume`` change: ``--epochs`` (handled by the caller) and
+    how the run goes on (``RESUME_MAY_CHANGE``: returned to apply); any other option that
+    differs from the run's config.yaml is refused in one line naming it, rather than ignored."""
+    defaults = PretrainConfig()
+    changes = {}
+    for f in dataclasses.fields(PretrainConfig):
+        value, planned = getattr(config, f.name), getattr(saved, f.name)
+        if f.name in ("resume", "out", "epochs") or value == getattr(defaults, f.name) or value == planned:
+            continue
+        if f.name in RESUME_MAY_CHANGE:
+            changes[f.name] = value
+        elif isinstance(value, dict) and isinstance(planned, dict) and value.items() <= planned.items():
+            continue  # options the run has, with the same values (config.yaml lists every one)
+        elif f.name == "data" and Path(value).exists() and Path(value).resolve() == Path(planned).resolve():
+            continue
+        else:
+            raise ConfigError(f"{f.name}={value!r}: the run in {out} has {planned!r}; --resume continues it as "
+                              f"its config.yaml says (only --epochs and {', '.join(RESUME_MAY_CHANGE)} may change)")
+    return changes
 
 
 def _prepare(config: PretrainConfig, out: Path, lock: RunLock) -> Prepared:
@@ -286,7 +304,7 @@ def _prepare(config: PretrainConfig, out: Path, lock: RunLock) -> Prepared:
             raise ConfigError(f"resume: {out} holds no run to resume (no config.yaml)")
         saved = PretrainConfig.load(out / "config.yaml")
         config = dataclasses.replace(saved, resume=True, epochs=config.epochs or saved.epochs,
-                                     out=str(out))
+                                     out=str(out), **resume_changes(config, saved, out))
         validate(config)
         resume_from = resume_point(out / "checkpoints")
         trained = load_checkpoint(resume_from)["epoch"] + 1 if resume_from else 0
@@ -352,9 +370,11 @@ def fit(run: Prepared, callbacks=(), monitor=None) -> float:
         lr=config.lr * config.batch_size / 256, weight_decay=config.weight_decay,
         warmup_epochs=config.warmup_epochs, epochs=config.epochs, steps_per_epoch=len(loader),
         seed=config.seed, batch_size=config.batch_size,
-        labels=run.train.labels if run.method.needs_labels else None)
+        labels=run.train.labels if run.method.needs_labels else None, skipped=run.source.skipped)
     resume_from = run.resume_from
     resume_step = (load_checkpoint(resume_from)["global_step"] if resume_from else 0) if config.resume else None
+    if resume_step:  # Lightning creates the first iterator before it sets the sampler's epoch: with persistent
+        loader.sampler.set_epoch(resume_step // len(loader))  # workers that iterator serves the resumed epoch
     if run.rank == 0:  # made by another rank first, a slow-starting rank 0 would see an earlier run
         (out / "checkpoints").mkdir(exist_ok=True)
     trackers = create_loggers(config, out)
@@ -385,7 +405,26 @@ def fit(run: Prepared, callbacks=(), monitor=None) -> float:
         if trainer.interrupted:
             raise _interrupted("SIGINT", 130, trainer, last, out) from None
         raise
-    return time.time() - fit_started
+    seconds = time.time() - fit_started
+    _record_skipped(run)
+    return seconds
+
+
+def _record_skipped(run: Prepared) -> None:
+    """The files any rank's workers skipped while training, in the source's ``skipped`` list
+    and (rank 0) in ``skipped_files.txt``."""
+    skipped = run.source.skipped
+    if run.world_size > 1 and torch.distributed.is_initialized():
+        every = [None] * run.world_size
+        torch.distributed.all_gather_object(every, list(skipped))
+        known = {f for f, _ in skipped}
+        for part in every:
+            for file, reason in part:
+                if file not in known:
+                    known.add(file)
+                    skipped.append((file, reason))
+    if run.rank == 0:
+        write_text(run.out / "skipped_files.txt", "".join(f"{f}\t{why}\n" for f, why in skipped))
 
 
 def _last_good(last: Path) -> str:

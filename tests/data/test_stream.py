@@ -97,10 +97,40 @@ def _losses(out):
 
 def test_stream_training_skips_a_corrupt_file_and_replays_exactly(streamed_runs):
     (a, summary), (b, _) = streamed_runs
+    assert [s["file"] for s in summary["skipped"]] == [str(a.parent / "data" / "cats" / "broken.jpg")]
+    assert (a / "skipped_files.txt").read_text().startswith(str(a.parent / "data" / "cats" / "broken.jpg") + "\t")
     assert summary["knn_top1"] is not None and summary["train_samples"] + summary["test_samples"] == 49
     assert len(_losses(a)) == 2 * (summary["train_samples"] // 16)
     assert _losses(a) == _losses(b)  # crops from (seed, epoch, index), in worker processes
     assert PretrainConfig.load(a / "config.yaml").workers == 2
+
+
+class Killed(BaseException):
+    """Stands for a hard kill in the middle of epoch 2."""
+
+
+def test_stream_resume_after_a_kill_replays_the_uninterrupted_run(streamed_runs, tmp_path, monkeypatch):
+    from selfsup.train.module import PretrainModule
+
+    (a, summary), _ = streamed_runs
+    per_epoch = summary["train_samples"] // 16
+
+    def dies(self, batch, batch_idx):
+        if self.global_step == per_epoch + 1:  # epoch 1 checkpointed, one step of epoch 2 logged
+            raise Killed
+
+    config = PretrainConfig.load(a / "config.yaml")
+    root, out = config.data, tmp_path / "killed"
+    options = dict(data=root, data_mode="stream", workers=2, epochs=2, image_size=16, batch_size=16, report=False,
+                   log_every_n_steps=1, out=str(out))
+    monkeypatch.setattr(PretrainModule, "on_train_batch_start", dies, raising=False)
+    with pytest.warns(UserWarning), pytest.raises(Killed):
+        pretrain(PretrainConfig(**options))
+    monkeypatch.undo()
+    assert len(_losses(out)) == per_epoch + 1
+    with pytest.warns(UserWarning, match="broken.jpg"):
+        pretrain(PretrainConfig(**options, resume=True))
+    assert _losses(out) == _losses(a)  # the same crops, order and draws after the resume
 
 
 def test_max_steps_stops_the_run(tmp_path):
@@ -109,3 +139,45 @@ def test_max_steps_stops_the_run(tmp_path):
                             log_every_n_steps=1, out=str(out)))
     steps = [r["step"] for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if "loss_step" in r]
     assert steps == [0, 1, 2]
+
+
+def tiff_folder(root, count=12, channels=5, odd=None):
+    import tifffile
+
+    root.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        shape = (channels, 30, 44) if i % 2 else (channels, 40, 28)  # 16-bit planes, wide and tall
+        tifffile.imwrite(root / f"{i:02d}.tif", rng.integers(0, 65536, shape, dtype=np.uint16),
+                         photometric="minisblack")
+    if odd:
+        Image.fromarray(np.zeros((30, 30, 3), np.uint8)).save(root / odd)
+    return root
+
+
+def test_tiff_stacks_stream_with_their_channels(tmp_path):
+    root = tiff_folder(tmp_path / "bands", odd="rgb.png")
+    streamed = open_source(str(root), 16, data_mode="stream")
+    memory = open_source(str(root), 16, data_mode="memory")
+    assert isinstance(streamed, StreamSource) and streamed.channels == 5 and streamed.input_shape == [5, 16, 16]
+    with pytest.warns(UserWarning, match="rgb.png: 3 channels, the images here have 5"):
+        samples = streamed.samples[:]
+    assert samples.shape == (13, 5, 16, 16)
+    assert torch.equal(samples[:12], memory.samples)  # the evaluation view decodes as the in-memory folder
+    assert [f for f, _ in streamed.skipped] == [str(root / "rgb.png")]
+    views = [(16, (0.08, 1.0)), (8, (0.05, 0.4))]
+    first = crop_views(root / "01.tif", views, seed=0, epoch=0, index=1, channels=5)
+    assert [v.shape for v in first] == [(5, 16, 16), (5, 8, 8)] and all(v.dtype == np.uint8 for v in first)
+    assert all(np.array_equal(a, b) for a, b in zip(first, crop_views(root / "01.tif", views, 0, 0, 1, 5)))
+    assert not np.array_equal(first[0], crop_views(root / "01.tif", views, 0, 1, 1, 5)[0])
+    assert crop_views(root / "rgb.png", views, 0, 0, 0, channels=5) == "3 channels, the images here have 5"
+    whole = crop_views(root / "01.tif", [(44, (1.0, 1.0))], 0, 0, 1, 5)[0]  # scale 1: the whole 44x30 image
+    assert abs(float(whole.mean()) - float(memory.samples[1].float().mean())) < 3
+
+
+def test_tiff_stacks_train_in_stream_mode(tmp_path):
+    root = tiff_folder(tmp_path / "bands", count=16)
+    summary = pretrain(PretrainConfig(data=str(root), data_mode="stream", workers=1, epochs=1, image_size=16,
+                                      batch_size=8, report=False, out=str(tmp_path / "run")))
+    saved = PretrainConfig.load(tmp_path / "run" / "config.yaml")
+    assert saved.input_shape == [5, 16, 16] and len(saved.mean) == 5 and summary["skipped_files"] == 0

@@ -95,3 +95,35 @@ def test_builtin_archive_series():
     with pytest.warns(UserWarning, match="JapaneseVowels: 639 series of unequal length resampled to 29"):
         vowels = open_source("JapaneseVowels")
     assert vowels.samples.shape == (640, 12, 29) and len(vowels.classes) == 9
+
+
+def test_builtin_archive_splits_are_the_archive_files():
+    """``NAME_TRAIN`` and ``NAME_TEST`` are the archive's own split (TS2Vec's protocol pretrains
+    on TRAIN and reports accuracy on TEST); ``NAME`` joins them, TRAIN first."""
+    needs_aeon()
+    train, test, joined = (open_source(name) for name in ("GunPoint_TRAIN", "GunPoint_TEST", "GunPoint"))
+    assert train.samples.shape == (50, 1, 150) and test.samples.shape == (150, 1, 150)
+    assert torch.equal(torch.cat([train.samples, test.samples]), joined.samples)
+    assert train.classes == test.classes == joined.classes
+    assert torch.equal(torch.cat([train.labels, test.labels]), joined.labels)
+    assert open_source("BasicMotions_TEST").samples.shape == (40, 6, 100)
+
+
+def test_a_run_resamples_unequal_series_to_its_own_length():
+    """JapaneseVowels' TRAIN file resamples to its longest, 26 steps, the TEST file to 29: a run
+    trained on TRAIN embeds TEST resampled to 26 from the series as read, as it trained."""
+    from types import SimpleNamespace
+
+    from selfsup.data.timeseries import aeon_data_dir, fill_and_resample, read_ts
+    from selfsup.tasks.common import open_run_source
+
+    needs_aeon()
+    with pytest.warns(UserWarning):
+        assert open_source("JapaneseVowels_TRAIN").samples.shape == (270, 12, 26)
+    run = SimpleNamespace(image_size=None, label_column=None, modality="timeseries", input_shape=[12, 26])
+    with pytest.warns(UserWarning, match="resampled to the run's 26 steps"):
+        test = open_run_source("JapaneseVowels_TEST", run)
+    series, _ = read_ts(aeon_data_dir() / "JapaneseVowels" / "JapaneseVowels_TEST.ts")
+    assert torch.equal(test.samples, torch.from_numpy(fill_and_resample(series, 26)[0]))
+    equal = SimpleNamespace(image_size=None, label_column=None, modality="timeseries", input_shape=[1, 100])
+    assert open_run_source("GunPoint_TEST", equal).samples.shape == (150, 1, 150)  # equal lengths: as they are

@@ -131,3 +131,24 @@ def test_embed_uses_the_average_of_the_weights_over_training():
     # off: the encoder itself
     plain = make_ts2vec(swa=False).eval()
     assert plain.averaged is None and torch.equal(plain.embed(x), plain.backbone(x))
+
+
+def test_the_lr_is_the_references_constant_from_the_first_step(tmp_path):
+    """The reference (ts2vec.py ``fit``) steps AdamW at lr 1e-3 from the first step to the last:
+    no warm-up, no decay. At the paper's batch 8, ``--lr 0.032`` (per 256) is that 1e-3."""
+    import json
+
+    import numpy as np
+
+    from selfsup.config import PretrainConfig
+    from selfsup.tasks import pretrain
+
+    series = np.random.default_rng(0).normal(size=(32, 1, 20)).cumsum(axis=2)
+    np.save(tmp_path / "s.npy", series)
+    out = tmp_path / "run"
+    pretrain(PretrainConfig(data=str(tmp_path / "s.npy"), method="ts2vec", epochs=3, batch_size=8, lr=0.032,
+                            holdout=0.0, report=False, log_every_n_steps=1, out=str(out),
+                            backbone_options={"hidden_dims": 8, "output_dims": 16, "depth": 2}))
+    lrs = [r["lr"] for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if "lr" in r]
+    assert len(lrs) == 12 and all(abs(lr - 1e-3) < 1e-9 for lr in lrs)
+    assert methods.METHODS["ts2vec"].warmup_fraction == 0 and methods.METHODS["simclr"].lr_schedule == "cosine"

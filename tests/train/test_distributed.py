@@ -14,6 +14,7 @@ from selfsup.evaluate.run import evaluate_run
 from selfsup.losses import nt_xent
 from selfsup.train.sync_batchnorm import convert_batchnorm
 from tests.gloo import run_in_processes
+from tests.train.test_run_directory import HOLDER
 
 
 def _nt_xent_part(rank, world_size, z1, z2):
@@ -166,6 +167,21 @@ def _assert_close_in_bf16(losses_one, losses_two):
     assert max(differences) < 2e-3, (losses_one, losses_two)
 
 
+def test_torchrun_stream_mode_matches_one_process(tmp_path):
+    """Each rank's workers crop its slice of every batch from the full images, as one process does."""
+    from tests.data.test_stream import make_folder
+
+    root = make_folder(tmp_path / "data", per_class=40, corrupt=False)
+    options = ["pretrain", "--data", str(root), "--data-mode", "stream", "--workers", "1", "--epochs", "1",
+               "--image-size", "16", "--batch-size", "16", "--log-every-n-steps", "1", "--no-report",
+               "--method", "simclr", *EXACT]
+    losses_two = _torchrun(*options, out=tmp_path / "two")
+    losses_one = _one_process(*options, out=tmp_path / "one")
+    assert len(losses_one) == len(losses_two) == 4  # 64 training images (80 less the 20% holdout), 16 a step
+    for step, (a, b) in enumerate(zip(losses_one, losses_two)):
+        assert abs(a - b) < 5e-5, f"step {step}: 1 process {a}, 2 processes {b}"
+
+
 def test_torchrun_with_default_options_matches_one_process(tmp_path):
     """The README's command as written (precision auto: bf16 on a CPU with bf16 units,
     channels_last), only shorter."""
@@ -187,6 +203,9 @@ def test_devices_option_starts_the_processes_and_matches_one_process_in_bf16(tmp
                            "--out", str(tmp_path / "two")], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "starting 2 processes" in done.stderr
+    # both ranks trained in the directory rank 0 locked: the lock names rank 0 and the job
+    pid, job = (tmp_path / "two" / ".lock").read_text().split()
+    assert int(pid) != os.getpid() and job
     losses_one = _one_process(*options, out=tmp_path / "one")
     _assert_close_in_bf16(losses_one, _losses(tmp_path / "two" / "metrics.jsonl"))
 
@@ -214,3 +233,24 @@ def test_two_nodes_match_one_process(tmp_path):
     assert len(losses_nodes) == 5
     for step, (a, b) in enumerate(zip(losses_one, losses_nodes)):
         assert abs(a - b) < 5e-5, f"step {step}: 1 process {a}, 2 nodes {b}"
+
+
+def test_a_second_torchrun_job_on_a_locked_run_directory_is_refused(tmp_path):
+    """While another process holds the run directory's lock, a 2-process job stops before
+    reading its data with one line naming that process, exit 2 (the ranks of one job sharing
+    the lock: ``test_devices_option_starts_the_processes...`` above)."""
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(busy / ".lock")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        done = subprocess.run([sys.executable, "-m", "selfsup.cli", "pretrain", "--data", "digits", "--epochs", "1",
+                               "--devices", "2", "--quiet", "--out", str(busy)], capture_output=True, text=True,
+                              timeout=300)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert done.returncode == 2, done.stderr[-2000:]
+    refusals = [line for line in done.stderr.splitlines() if line.startswith("selfsup: error:")]
+    assert len(refusals) == 1 and f"in use by another selfsup process (PID {holder.pid})" in refusals[0], done.stderr
+    assert "Traceback" not in done.stderr and not (busy / "config.yaml").exists()
