@@ -14,6 +14,7 @@ import json
 import tempfile
 import warnings
 
+from selfsup import backbones, methods
 from selfsup.config import PretrainConfig
 from selfsup.methods import METHODS
 from selfsup.tasks import pretrain
@@ -31,18 +32,23 @@ def main() -> None:
     args = parser.parse_args()
     print(f"digits, {args.image_size} px, epochs={args.epochs}, batch_size={args.batch_size}, "
           f"seed={args.seed}, each method's default optimizer and lr")
-    print(f"{'method':<12} {'backbone':<9} " + " ".join(f"{k:>17}" for k in KEYS), flush=True)
+    print(f"{'method':<12} {'backbone':<9} {'batch':>5} " + " ".join(f"{k:>17}" for k in KEYS), flush=True)
     results = {}
     with tempfile.TemporaryDirectory() as directory, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for name in args.methods:
             backbone = METHODS[name].default_backbone or "smallcnn"
+            # W-MSE whitens batches of more samples than its embedding has dimensions: the
+            # smallest power of two that a method takes, where the shared batch is too small
+            needed = methods.create(name, backbones.create(backbone, image_size=args.image_size)).min_batch_size
+            batch_size = max(args.batch_size, 1 << (needed - 1).bit_length())
             summary = pretrain(PretrainConfig(
                 data="digits", method=name, out=f"{directory}/{name}", epochs=args.epochs,
-                batch_size=args.batch_size, image_size=args.image_size, backbone=backbone,
+                batch_size=batch_size, image_size=args.image_size, backbone=backbone,
                 seed=args.seed))
-            results[name] = {k: summary[k] for k in KEYS}
-            print(f"{name:<12} {backbone:<9} " + " ".join(f"{summary[k]:>17.3f}" for k in KEYS), flush=True)
+            results[name] = {"batch_size": batch_size, **{k: summary[k] for k in KEYS}}
+            print(f"{name:<12} {backbone:<9} {batch_size:>5} " + " ".join(f"{summary[k]:>17.3f}" for k in KEYS),
+                  flush=True)
     print("RESULT " + json.dumps({"epochs": args.epochs, "batch_size": args.batch_size,
                                   "image_size": args.image_size, "methods": results}))
 
