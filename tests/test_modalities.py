@@ -46,7 +46,8 @@ def test_unknown_modality_names_the_known_ones():
 
 def test_open_source_asks_each_modality_and_names_every_format(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
-    with pytest.raises(DataError, match="notes.txt: not a folder of images, WebDataset .tar shards, an integer .npy/.npz array, "
+    with pytest.raises(DataError, match="notes.txt: not a folder of images, WebDataset .tar shards, a Parquet file of encoded images, "
+                                        "an integer .npy/.npz array, "
                                         "a .csv/.parquet table, a .ts file or a float .npy/.npz array"):
         modalities.open_source(str(tmp_path / "notes.txt"))
 
