@@ -164,11 +164,12 @@ class NeighborIndex:
             similarities[start:start + len(q)], positions[start:start + len(q)] = self.index_.search(q, k)
         return similarities, positions
 
-    def save(self, path: str | os.PathLike) -> None:
-        """``path`` (faiss index) and ``path.ids.json`` beside it."""
+    def save(self, path: str | os.PathLike, source: dict | None = None) -> None:
+        """``path`` (faiss index) and ``path.ids.json`` beside it, which records ``source``
+        (what the embeddings came from) for ``load`` to be checked against."""
         path = Path(path)
         _faiss().write_index(self.index_, str(path))
-        Path(f"{path}.ids.json").write_text(json.dumps({"kind": self.kind_, "ids": self.ids_}))
+        Path(f"{path}.ids.json").write_text(json.dumps({"kind": self.kind_, "ids": self.ids_, "source": source}))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "NeighborIndex":
@@ -179,6 +180,7 @@ class NeighborIndex:
         saved = json.loads(meta.read_text())
         index = cls(saved["kind"])
         index.index_, index.kind_, index.ids_ = _faiss().read_index(str(path)), saved["kind"], saved["ids"]
+        index.source_ = saved.get("source")
         if index.kind_ == "ivf":  # faiss stores nprobe with the index; the direct map is rebuilt
             index.index_.make_direct_map()
         return index

@@ -44,6 +44,25 @@ def _queries(query: str | None, searcher: NeighborIndex, run_or_file, accelerato
     raise DataError(f"query={missing!r}: not a sample id of the data, nor a data source")
 
 
+def index_source(run_or_file, data: str | None) -> dict:
+    """What a saved index is built from: a run's checkpoint (the one ``last`` names) and its
+    data, or an embeddings file as it is now (path, size, modification time)."""
+    path = Path(run_or_file).resolve()
+    if path.is_dir():
+        return {"run": str(path), "checkpoint": str((path / "checkpoints" / "last").resolve()), "data": data}
+    stat = path.stat()
+    return {"file": str(path), "bytes": stat.st_size, "modified_ns": stat.st_mtime_ns}
+
+
+def _describe(source: dict | None) -> str:
+    if source is None:
+        return "embeddings it does not record (saved by an earlier selfsup)"
+    if "file" in source:
+        return f"{source['file']} as it was then" if Path(source["file"]).exists() else source["file"]
+    return f"run {source['run']} ({Path(source['checkpoint']).name}" + \
+        (f", data {source['data']})" if source["data"] else ")")
+
+
 def neighbors(run_or_file, data: str | None = None, query: str | None = None, k: int = 10,
               index: str | os.PathLike | None = None, kind: str = "auto", out=None,
               accelerator: str | None = None, devices: str | None = None) -> NeighborRows:
@@ -54,14 +73,17 @@ def neighbors(run_or_file, data: str | None = None, query: str | None = None, k:
     for path, name in ((out, "out"), (index, "index")):
         if path is not None:
             check_output(path, "file", name)
-    base = None
+    base, source = None, index_source(run_or_file, data)
     if index is not None and Path(index).is_file():
         searcher = NeighborIndex.load(index)
+        if searcher.source_ != source:  # never search another run's or file's samples silently
+            raise ConfigError(f"index={index}: built from {_describe(searcher.source_)}, not from "
+                              f"{_describe(source)}; pass another --index, or remove it to rebuild it")
     else:
         base = load_embeddings(run_or_file, data, accelerator, devices)
         searcher = NeighborIndex(kind).fit(base.embeddings, base.ids)
         if index is not None:
-            searcher.save(index)
+            searcher.save(index, source)
     check_count("k", k, len(searcher.ids_))
     stage("searching a %s index of %d samples", searcher.description_, len(searcher.ids_))
     queries = _queries(query, searcher, run_or_file, accelerator, devices, base)

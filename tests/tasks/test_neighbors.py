@@ -78,3 +78,20 @@ def test_neighbors_of_a_file_says_its_index(tmp_path, monkeypatch, capsys):
     run(["neighbors", str(tmp_path / "e.parquet"), "--query", "s4", "--k", "2"])
     captured = capsys.readouterr()
     assert captured.out.startswith("s4\t1\ts4\t") and "index: ivf (" in captured.err
+
+
+def test_a_saved_index_is_never_searched_for_other_embeddings(tmp_path):
+    from selfsup.config import ConfigError
+    from selfsup.tasks.embed import write_embeddings
+
+    x, _ = blobs(n=200, d=8)
+    write_embeddings(tmp_path / "a.parquet", [f"a{i}" for i in range(len(x))], x)
+    write_embeddings(tmp_path / "b.parquet", [f"b{i}" for i in range(len(x))], x[::-1].copy())
+    index = tmp_path / "a.faiss"
+    first = neighbors(tmp_path / "a.parquet", query="a3", k=2, index=index)
+    assert [r[:3] for r in neighbors(tmp_path / "a.parquet", query="a3", k=2, index=index)] == [r[:3] for r in first]
+    with pytest.raises(ConfigError, match=r"index=.*a.faiss: built from .*a.parquet as it was then, not from .*b.parquet"):
+        neighbors(tmp_path / "b.parquet", query="b3", k=2, index=index)
+    write_embeddings(tmp_path / "a.parquet", [f"a{i}" for i in range(len(x) - 1)], x[1:])  # the file changed
+    with pytest.raises(ConfigError, match="remove it to rebuild it"):
+        neighbors(tmp_path / "a.parquet", query="a3", k=2, index=index)
