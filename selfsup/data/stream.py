@@ -91,8 +91,17 @@ def _warn_once(path: str, reason: str, skipped: list | None = None) -> None:
     if path not in _warned:
         _warned.add(path)
         warnings.warn(f"skipped unreadable file {path}: {reason}", stacklevel=3)
-    if skipped is not None and all(path != f for f, _ in skipped):
-        skipped.append((path, reason))
+    if skipped is not None:
+        add_skipped(skipped, [(path, reason)])
+
+
+def add_skipped(skipped: list, found) -> None:
+    """Append the (file, reason) pairs of ``found`` whose file ``skipped`` does not name yet."""
+    known = {f for f, _ in skipped}
+    for path, reason in found:
+        if path not in known:
+            known.add(path)
+            skipped.append((path, reason))
 
 
 def _channel_mismatch(found: int, expected: int) -> str:

@@ -343,7 +343,7 @@ def _prepare(config: PretrainConfig, out: Path, lock: RunLock) -> Prepared:
         config = dataclasses.replace(config, log_every_n_steps=max(1, min(50, steps_per_epoch // 2)))
     if rank == 0:
         config.save(out / "config.yaml")
-        write_text(out / "skipped_files.txt", "".join(f"{f}\t{why}\n" for f, why in source.skipped))
+        _write_skipped(out, source.skipped)
 
     method = build_method(config, distributed=world_size > 1, init=not config.resume)  # resume: the checkpoint's
     if config.batch_size < method.min_batch_size:
@@ -413,18 +413,20 @@ def fit(run: Prepared, callbacks=(), monitor=None) -> float:
 def _record_skipped(run: Prepared) -> None:
     """The files any rank's workers skipped while training, in the source's ``skipped`` list
     and (rank 0) in ``skipped_files.txt``."""
+    from selfsup.data.stream import add_skipped
+
     skipped = run.source.skipped
     if run.world_size > 1 and torch.distributed.is_initialized():
         every = [None] * run.world_size
         torch.distributed.all_gather_object(every, list(skipped))
-        known = {f for f, _ in skipped}
         for part in every:
-            for file, reason in part:
-                if file not in known:
-                    known.add(file)
-                    skipped.append((file, reason))
+            add_skipped(skipped, part)
     if run.rank == 0:
-        write_text(run.out / "skipped_files.txt", "".join(f"{f}\t{why}\n" for f, why in skipped))
+        _write_skipped(run.out, skipped)
+
+
+def _write_skipped(out: Path, skipped) -> None:
+    write_text(out / "skipped_files.txt", "".join(f"{f}\t{why}\n" for f, why in skipped))
 
 
 def _last_good(last: Path) -> str:
