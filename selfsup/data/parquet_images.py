@@ -60,10 +60,11 @@ class Row:
 
 @functools.lru_cache(maxsize=8)
 def _group_images(file: str, column: str, group: int) -> list[bytes | None]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     values = pq.ParquetFile(file).read_row_group(group, columns=[column]).column(0)
-    if hasattr(values.type, "get_field_index"):  # struct<bytes, path>
+    if pa.types.is_struct(values.type):  # struct<bytes, path>
         values = values.combine_chunks().field("bytes")
     return values.to_pylist()
 
@@ -113,6 +114,7 @@ def open_parquet_images(path: Path, image_size: int | None = None, label_column:
     """A ``StreamSource`` over the encoded images of ``path``; labels from the integer
     column ``label_column`` (default: one named label, labels, class or target), their
     names from the ``datasets`` metadata."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     from selfsup.data.stream import StreamSource, choose_channels, choose_size
@@ -137,8 +139,6 @@ def open_parquet_images(path: Path, image_size: int | None = None, label_column:
         raise DataError(f"{path}: no column {label!r}; columns: {', '.join(schema.names)}")
     if label is not None:
         values = parquet.read(columns=[label]).column(0)
-        import pyarrow as pa
-
         if not pa.types.is_integer(values.type):
             raise DataError(f"{path}: label column {label!r} holds {values.type}, not class indices")
         if values.null_count:
@@ -162,8 +162,8 @@ def _original_names(parquet, column: str) -> list[str] | None:
     distinct one, so ids and suffixes are the files'; else None (ids are row numbers)."""
     import pyarrow as pa
 
-    if not pa.types.is_struct(parquet.schema_arrow.field(column).type) or \
-            parquet.schema_arrow.field(column).type.get_field_index("path") < 0:
+    kind = parquet.schema_arrow.field(column).type
+    if not pa.types.is_struct(kind) or kind.get_field_index("path") < 0:
         return None
     paths = []
     for group in range(parquet.metadata.num_row_groups):
