@@ -284,8 +284,9 @@ def resized_views(image: torch.Tensor, views, seed: int, epoch: int, index: int)
     """The views of one (C, H, W) uint8 image: each view's box (``crop_box``, drawn from
     (seed, epoch, index, view)) rounded to whole pixels, as torchvision's
     ``RandomResizedCrop`` crops, and resized by torch's uint8 bilinear antialiased kernel
-    (here 1.74 ms an image with two 224 px views of a 500x375 JPEG, decoding included, against
-    2.9 ms with Pillow's box resize and 2.7 ms with torchvision's ``RandomResizedCrop`` on PIL)."""
+    (here, one thread, in a one-off timing loop over 300 500x375 JPEGs: 1.7 ms an image with two
+    224 px views, decoding included, against 2.9 ms with Pillow's box resize and 2.7 ms with
+    torchvision's ``RandomResizedCrop`` on PIL; BENCHMARKS.md, "Streaming")."""
     height, width = image.shape[-2:]
     out = []
     for v, (size, scale) in enumerate(views):
