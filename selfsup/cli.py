@@ -241,7 +241,10 @@ def main(argv: list[str] | None = None) -> None:
     # every process measures the same monitors (selfsup.evaluate.monitoring): nothing to synchronise
     warnings.filterwarnings("ignore", message=r".*when logging on epoch level in distributed setting.*")
     warnings.filterwarnings("ignore", message=r".*torch.distributed.nn.functional.\w+ is deprecated.*")
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    # Lightning's notices ("GPU available", its litlogger tip): importing lightning sets its
+    # package logger back to INFO, so the level goes on the logger that writes them
+    for name in ("lightning.pytorch", "lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     try:
         sys.exit(run(argv))
     except ONE_LINE as error:

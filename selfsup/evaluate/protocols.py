@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -162,6 +164,9 @@ def evaluate_embeddings(train: torch.Tensor, train_labels: torch.Tensor | None,
                                   f"the weights diverged; train with a smaller --lr")
     result = {"rankme": rankme(train), "knn_top1": None, "linear_top1": None}
     if train_labels is not None and test is not None and test_labels is not None:
+        if knn_k > len(train):
+            warnings.warn(f"knn_k={knn_k} is more than the {len(train)} labelled training samples: "
+                          f"the kNN votes over all {len(train)}", stacklevel=2)
         knn = knn_predict(train, train_labels, test, k=knn_k)
         result["knn_top1"] = float((knn == test_labels).float().mean())
         linear = linear_probe(train, train_labels, test)

@@ -61,3 +61,15 @@ def test_linear_probe_and_evaluate_on_separable_data():
     # shuffled labels: chance level
     shuffled = labels[torch.randperm(300)]
     assert np.mean(linear_probe(x[:200], shuffled[:200], x[200:]) == shuffled[200:].numpy()) < 0.6
+
+
+def test_knn_k_above_the_labelled_samples_is_said_not_clamped_silently():
+    import pytest
+
+    torch.manual_seed(0)
+    labels = torch.arange(30) % 3
+    x = torch.randn(3, 4)[labels] * 4 + torch.randn(30, 4)
+    with pytest.warns(UserWarning, match="knn_k=50 is more than the 20 labelled training samples"):
+        result = evaluate_embeddings(x[:20], labels[:20], x[20:], labels[20:], knn_k=50)
+    # the vote runs over all 20, as k=20 does
+    assert result["knn_top1"] == evaluate_embeddings(x[:20], labels[:20], x[20:], labels[20:], knn_k=20)["knn_top1"]
