@@ -19,6 +19,15 @@ duplicates). At the library's defaults, ``selfsup.tasks.dedupe.dedupe`` (the fun
 behind ``selfsup dedupe``) is also called on both folders and must agree with the sweep.
 ``--montage PNG`` draws the originals' groups at the defaults, to judge them by eye.
 
+CIFAR-10 test is not free of duplicates, so a pair of two originals is not always wrong.
+``--labels CSV`` (columns ``a,b,score,verdict``, verdict ``same`` or ``different``: a
+person's judgement whether two originals are one photograph, as ciFAIR judged CIFAR's
+train/test copies) counts an original pair labelled ``same`` as correct, and an original
+as wrongly flagged only when its group holds no ``same`` partner of it; the figures without
+the labels are printed beside. ``--sheets DIR`` writes every original pair inside a pixel
+group at a threshold >= ``--label-from`` that the labels lack, as numbered sheets
+(``sheet-K.png``, 4x enlarged) and ``to_label.csv``, for a person to judge.
+
 A flagged pair is every pair of samples in one group; it is correct when both are an
 original and its copy (one copy per original here). Precision = correct / flagged pairs,
 recall = injected pairs in one group / injected pairs, per kind too. On the clean set,
@@ -112,8 +121,24 @@ def build_injected(data: Path, work: Path, fraction: float, seed: int) -> tuple[
     return folder, family, kind_of
 
 
-def pair_scores(groups: list[list[int]], ids: list[str], family: dict, kind_of: dict) -> dict:
-    """Precision and recall of the flagged pairs (every pair inside a group), overall and per kind."""
+def read_labels(path: str | None) -> dict:
+    """{(a, b) sorted ids of two originals: True where a person judged them one photograph}."""
+    if path is None:
+        return {}
+    import csv
+
+    labels = {}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            if row["verdict"] not in ("same", "different"):
+                raise SystemExit(f"{path}: verdict {row['verdict']!r} of {row['a']}, {row['b']}: expected same or different")
+            labels[tuple(sorted((row["a"], row["b"])))] = row["verdict"] == "same"
+    return labels
+
+
+def pair_scores(groups: list[list[int]], ids: list[str], family: dict, kind_of: dict, same: dict | None = None) -> dict:
+    """Precision and recall of the flagged pairs (every pair inside a group), overall and per
+    kind; with ``same`` (``read_labels``), a pair of two originals labelled same is correct."""
     family_of = np.array([family[i] for i in ids])
     truth = {}  # (a, b) sorted row pair -> kind, for every original-copy pair
     row_of = {sample: r for r, sample in enumerate(ids)}
@@ -121,7 +146,8 @@ def pair_scores(groups: list[list[int]], ids: list[str], family: dict, kind_of: 
     for copy_id, kind in kind_of.items():
         truth[tuple(sorted((originals[family[copy_id]], row_of[copy_id])))] = kind
     flagged = [tuple(sorted(p)) for g in groups for p in combinations(g, 2)]
-    correct = {p for p in flagged if family_of[p[0]] == family_of[p[1]]}
+    correct = {p for p in flagged if family_of[p[0]] == family_of[p[1]]
+               or (same or {}).get(tuple(sorted((ids[p[0]], ids[p[1]]))), False)}
     found = {p for p in correct if p in truth}
     kind_row = {row_of[c]: k for c, k in kind_of.items()}
     scores = {"flagged_pairs": len(flagged), "correct": len(correct),
@@ -138,10 +164,46 @@ def pair_scores(groups: list[list[int]], ids: list[str], family: dict, kind_of: 
     return scores
 
 
-def clean_scores(groups: list[list[int]], n: int) -> dict:
-    grouped = sum(len(g) for g in groups)
-    return {"groups": len(groups), "flagged": round(grouped / n, 4), "dropped": round((grouped - len(groups)) / n, 4),
+def clean_scores(groups: list[list[int]], n: int, ids: list[str] | None = None, same: dict | None = None) -> dict:
+    """On the originals: the share in any group (``flagged``) and the share the keep-list drops;
+    with ``same`` (``read_labels``) only originals with no partner labelled same in their group
+    count as flagged (a dropped member counts when it is not the same as its group's first)."""
+    def alike(i, j):
+        return bool(same) and same.get(tuple(sorted((ids[i], ids[j]))), False)
+
+    flagged = sum(not any(alike(i, j) for j in g if j != i) for g in groups for i in g)
+    dropped = sum(not alike(g[0], i) for g in groups for i in g[1:])
+    return {"groups": len(groups), "flagged": round(flagged / n, 4), "dropped": round(dropped / n, 4),
             "largest_group": max((len(g) for g in groups), default=0)}
+
+
+def original_pairs(groups: list[list[int]], ids: list[str], kind_of: dict) -> set:
+    """Sorted id pairs of two originals inside one group."""
+    return {tuple(sorted((ids[a], ids[b]))) for g in groups for a, b in combinations(g, 2)
+            if ids[a] not in kind_of and ids[b] not in kind_of}
+
+
+def save_sheets(pairs: list[tuple[str, str, float]], data: Path, folder: Path, per_sheet: int = 12) -> None:
+    """Numbered sheets of image pairs to judge (4x enlarged, number above each pair) and ``to_label.csv``."""
+    from PIL import ImageDraw
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "to_label.csv", "w") as f:
+        f.write("n,a,b,score,verdict\n" + "".join(f"{n},{a},{b},{s:.4f},\n" for n, (a, b, s) in enumerate(pairs)))
+    for start in range(0, len(pairs), per_sheet):
+        tiles = []
+        for n, (a, b, s) in enumerate(pairs[start:start + per_sheet], start):
+            left, right = (Image.open(data / i).convert("RGB").resize((128, 128), Image.NEAREST) for i in (a, b))
+            tile = Image.new("RGB", (128 * 2 + 8, 128 + 16), "white")
+            tile.paste(left, (0, 16))
+            tile.paste(right, (136, 16))
+            ImageDraw.Draw(tile).text((2, 2), f"{n}  {s:.3f}", fill="black")
+            tiles.append(tile)
+        sheet = Image.new("RGB", ((264 + 16) * 3, (144 + 8) * ((len(tiles) + 2) // 3)), "white")
+        for t, tile in enumerate(tiles):
+            sheet.paste(tile, ((t % 3) * 280, (t // 3) * 152))
+        sheet.save(folder / f"sheet-{start // per_sheet}.png")
+    print(f"wrote {len(pairs)} unlabelled pairs of originals to {folder}/to_label.csv and sheet-*.png")
 
 
 def similarity_profile(x: np.ndarray, ids: list[str], family: dict, kind_of: dict, clean_rows: np.ndarray) -> dict:
@@ -200,9 +262,14 @@ def main() -> None:
     parser.add_argument("--work", default="/tmp/dedupe-injected", help="scratch directory")
     parser.add_argument("--fraction", type=float, default=0.05, help="share of originals that get a copy")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--labels", help="CSV a,b,score,verdict (same|different) of original pairs judged by a person")
+    parser.add_argument("--sheets", help="folder: write the original pairs the labels lack, as numbered sheets to judge")
+    parser.add_argument("--label-from", type=float, default=0.95,
+                        help="--sheets covers pixel groups at thresholds from this one up")
     parser.add_argument("--montage", help="a PNG of the clean set's groups at the defaults (first two members of each), "
                                           "to judge by eye whether they are duplicates")
     args = parser.parse_args()
+    same = read_labels(args.labels)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     print(f"load average at start {os.getloadavg()}", flush=True)
@@ -237,21 +304,39 @@ def main() -> None:
                       lambda t: dd.duplicate_groups(embedded.embeddings[clean_rows], t)),
         "pixels": (lambda t: dd.groups_from_pairs(len(ids), *pixel_pairs, t),
                    lambda t: dd.groups_from_pairs(len(clean_rows), *clean_pixel_pairs, t))}
-    sweep = {}
+    sweep, to_judge = {}, {}
     for by, (injected_groups, clean_groups) in representations.items():
         print(f"\nby={by}:\n\n| threshold | precision | recall | " + " | ".join(f"{k} P / R" for k in KINDS)
               + " | flagged pairs | clean: flagged | clean: dropped | clean: groups (largest) |\n|"
               + "---|" * (8 + len(KINDS)))
         sweep[by] = {}
         for threshold in SWEEP[by]:
-            scores = pair_scores(injected_groups(threshold), ids, family, kind_of)
-            clean = clean_scores(clean_groups(threshold), len(clean_rows))
+            grouped, clean_grouped = injected_groups(threshold), clean_groups(threshold)
+            scores = pair_scores(grouped, ids, family, kind_of)
+            clean = clean_scores(clean_grouped, len(clean_rows))
             sweep[by][threshold] = {**scores, "clean": clean}
-            print(f"| {threshold} | {scores['precision']} | {scores['recall']} | "
-                  + " | ".join(f"{scores[k]['precision']} / {scores[k]['recall']}" for k in KINDS)
-                  + f" | {scores['flagged_pairs']} | {clean['flagged']} | {clean['dropped']} | "
-                    f"{clean['groups']} ({clean['largest_group']}) |", flush=True)
+            line = (f"| {threshold} | {scores['precision']} | {scores['recall']} | "
+                    + " | ".join(f"{scores[k]['precision']} / {scores[k]['recall']}" for k in KINDS)
+                    + f" | {scores['flagged_pairs']} | {clean['flagged']} | {clean['dropped']} | "
+                      f"{clean['groups']} ({clean['largest_group']}) |")
+            if by == "pixels" and threshold >= args.label_from:
+                to_judge[threshold] = (original_pairs(grouped, ids, kind_of)
+                                       | original_pairs(clean_grouped, clean_ids, {}))
+            if same and by == "pixels":
+                labelled = {**pair_scores(grouped, ids, family, kind_of, same),
+                            "clean": clean_scores(clean_grouped, len(clean_rows), clean_ids, same)}
+                sweep[by][threshold]["labelled"] = labelled
+                unjudged = sum(p not in same for p in to_judge.get(threshold, ()))
+                line += (f" labelled: P {labelled['precision']}, clean flagged {labelled['clean']['flagged']}, "
+                         f"dropped {labelled['clean']['dropped']}" + (f" ({unjudged} pairs unjudged)" if unjudged else ""))
+            print(line, flush=True)
 
+    if args.sheets:
+        row_of_clean = {sample: r for r, sample in enumerate(clean_ids)}
+        unlabelled = sorted({p for pairs in to_judge.values() for p in pairs} - set(same))
+        rows = np.array([[row_of_clean[a], row_of_clean[b]] for a, b in unlabelled]).reshape(-1, 2)
+        scores = dd.copy_similarity(images[clean_rows], rows) if len(rows) else []
+        save_sheets([(a, b, float(s)) for (a, b), s in zip(unlabelled, scores)], Path(args.data), Path(args.sheets))
     result = dd.dedupe(args.run, str(folder))
     clean_result = dd.dedupe(args.run, args.data)
     by, default = result["by"], result["threshold"]
@@ -259,6 +344,11 @@ def main() -> None:
     groups = [[row_of[i] for i in g] for g in result["groups"]]
     at_default = {**pair_scores(groups, ids, family, kind_of),
                   "clean": clean_scores(clean_result["groups"], clean_result["samples"])}
+    if same:
+        clean_row = {sample: r for r, sample in enumerate(clean_ids)}
+        clean_groups_at_default = [[clean_row[i] for i in g] for g in clean_result["groups"]]
+        at_default["labelled"] = {**pair_scores(groups, ids, family, kind_of, same),
+                                  "clean": clean_scores(clean_groups_at_default, len(clean_ids), clean_ids, same)}
     if args.montage:
         save_montage(clean_result["groups"], Path(args.data), Path(args.montage))
     row = sweep[by].get(default, {})
@@ -268,6 +358,11 @@ def main() -> None:
           f"(dropped {at_default['clean']['dropped']}); same as the sweep's row: {agrees}")
     met = at_default["precision"] >= 0.95 and at_default["recall"] >= 0.95 and at_default["clean"]["flagged"] <= 0.005
     print(f"targets (P, R >= 0.95, clean flagged <= 0.005) met at the defaults: {met}")
+    if same:
+        judged = at_default["labelled"]
+        met = judged["precision"] >= 0.95 and judged["recall"] >= 0.95 and judged["clean"]["flagged"] <= 0.005
+        print(f"with the labels: precision {judged['precision']}, recall {judged['recall']}, clean set wrongly "
+              f"flagged {judged['clean']['flagged']} (dropped {judged['clean']['dropped']}); targets met: {met}")
     print(f"seconds {time.perf_counter() - started:.0f}; load average at end {os.getloadavg()}")
     print("RESULT " + json.dumps({"images": len(ids), "copies": len(kind_of), "run": args.run, "profile": profile,
                                   "sweep": {by: {str(t): r for t, r in rows.items()} for by, rows in sweep.items()},

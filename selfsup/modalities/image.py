@@ -78,9 +78,9 @@ class Image(Modality):
         from selfsup.data.parquet_images import open_parquet_images
         from selfsup.data.shards import is_shards, open_shards
 
-        if is_shards(path) or path.suffix.lower() in (".parquet", ".pq"):  # streamed, or decoded when small
-            streamed = open_shards(str(path), image_size) if is_shards(path) else \
-                open_parquet_images(path, image_size, label_column)
+        shards = is_shards(path)  # scans a folder's entries: once
+        if shards or path.suffix.lower() in (".parquet", ".pq"):  # streamed, or decoded when small
+            streamed = open_shards(str(path), image_size) if shards else open_parquet_images(path, image_size, label_column)
             if data_mode == "stream" or (data_mode == "auto" and not fits_in_memory(streamed)):
                 return streamed
             images = streamed.samples[:]  # an unreadable member is named, added to skipped and dropped here
