@@ -232,8 +232,9 @@ def summary_line(s: dict) -> str:
 def main(argv: list[str] | None = None) -> None:
     """Run a command; nothing escapes as a traceback. Exit codes: 0 done, 2 refused (the
     library's one-line errors: options, data, checkpoints, divergence; and bad usage), 130 and
-    143 stopped by SIGINT or SIGTERM (the line names the last good checkpoint), 1 anything
-    unexpected (one line naming a log file that holds the traceback)."""
+    143 stopped by SIGINT or SIGTERM (the line names the last good checkpoint), 141 (as a
+    process killed by SIGPIPE) when whoever reads stdout closed it first (``| head``),
+    silently, 1 anything unexpected (one line naming a log file that holds the traceback)."""
     from selfsup.errors import ONE_LINE, DataError, Interrupted
 
     warnings.simplefilter("default")
@@ -261,10 +262,27 @@ def main(argv: list[str] | None = None) -> None:
         print("selfsup: interrupted (SIGINT); resume a pretraining run with --resume", file=sys.stderr)
         sys.exit(130)
     except Exception as error:  # a bug, or an input no check foresaw: one line, the traceback in a file
+        if isinstance(error, BrokenPipeError) and stdout_reader_gone():  # `selfsup ... | head`: not an error of ours
+            import os
+
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush has nowhere to fail
+            sys.exit(141)
         log = crash_log()
         print(f"selfsup: unexpected error: {type(error).__name__}: {one_line(error)} (please report it; "
               f"the traceback is in {log})", file=sys.stderr)
         sys.exit(1)
+
+
+def stdout_reader_gone() -> bool:
+    """Whether stdout is a pipe whose reading end was closed (poll reports an error on it)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll (Windows), or no real stdout
+        return False
 
 
 def one_line(error: BaseException) -> str:

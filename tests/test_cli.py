@@ -1,3 +1,4 @@
+import os
 import dataclasses
 import subprocess
 import sys
@@ -151,3 +152,15 @@ def test_methods_command_shows_options_and_defaults(capsys):
     run(["methods", "dino"])
     out = capsys.readouterr().out
     assert "out_dim" in out and "4096" in out and "teacher_temperature" in out and "0.04" in out
+
+
+def test_a_reader_that_closes_stdout_first_is_not_a_crash(tmp_path):
+    """``selfsup methods simclr | head -0``: the pipe's reader is gone before the card is printed;
+    exit 141 as a SIGPIPE'd tool does, with nothing on stderr and no crash log."""
+    env = {**os.environ, "SELFSUP_CRASH_DIR": str(tmp_path)}
+    process = subprocess.Popen([sys.executable, "-m", "selfsup.cli", "methods", "simclr"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    process.stdout.close()  # before the interpreter has even imported selfsup
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 141, stderr
+    assert stderr == "" and not list(tmp_path.iterdir())
