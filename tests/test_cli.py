@@ -1,5 +1,5 @@
-import os
 import dataclasses
+import os
 import subprocess
 import sys
 
