@@ -29,6 +29,7 @@ import torch
 from selfsup.data.base import DataError
 
 LABEL_COLUMNS = ("label", "labels", "class", "target")
+TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # little/big-endian TIFF and BigTIFF
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,12 @@ class Row:
 
     @property
     def suffix(self) -> str:
-        return Path(self.name).suffix
+        """The original file's suffix; for a row without a path, ".tif" where its bytes are a
+        TIFF (so a stack of C planes is read as C channels, not as Pillow's first page)."""
+        suffix = Path(self.name).suffix
+        if suffix:
+            return suffix
+        return ".tif" if (_group_images(self.file, self.column, self.group)[self.row] or b"")[:4] in TIFF_MAGIC else ""
 
     def open_bytes(self) -> io.BytesIO:
         data = io.BytesIO(_group_images(self.file, self.column, self.group)[self.row] or b"")

@@ -202,7 +202,7 @@ def open_stream(root: Path, image_size: int | None = None, workers: int | None =
 def choose_channels(paths, where) -> int:
     """The commonest channel count of ``paths`` (decoded small): 3 for every Pillow format,
     C for a TIFF of C planes."""
-    if not any(str(p).lower().endswith(TIFF_EXTENSIONS) for p in paths):
+    if not any(p.suffix.lower() in TIFF_EXTENSIONS for p in paths):
         return 3
     with ThreadPoolExecutor(8) as pool:
         counts = [len(r) for r in pool.map(lambda p: _decode(p, 8), paths) if not isinstance(r, str)]

@@ -84,3 +84,25 @@ def test_a_table_parquet_stays_a_table_and_bad_image_parquets_are_named(tmp_path
     pq.write_table(text_labels, tmp_path / "text.parquet")
     with pytest.raises(DataError, match="label column 'label' holds string, not class indices"):
         open_source(str(tmp_path / "text.parquet"))
+
+
+@pytest.mark.parametrize("data_mode", ["memory", "stream"])
+def test_tiff_stacks_without_paths_are_read_as_their_planes(tmp_path, data_mode):
+    """Rows with no original path have no suffix: their bytes say TIFF, so a 5-plane stack is 5
+    channels, as in a folder of .tif files, not Pillow's first page read as RGB."""
+    import tifffile
+
+    rng = np.random.default_rng(0)
+    stacks = [(rng.random((5, 20, 20)) * 255).astype(np.uint8) for _ in range(6)]
+    blobs = []
+    for planes in stacks:
+        buffer = io.BytesIO()
+        tifffile.imwrite(buffer, planes, photometric="minisblack")
+        blobs.append({"bytes": buffer.getvalue(), "path": None})
+    image_type = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    path = tmp_path / "stacks.parquet"
+    pq.write_table(pa.table({"image": pa.array(blobs, image_type)}), path)
+    source = open_source(str(path), 20, data_mode=data_mode)
+    images = source.samples[:]
+    assert images.shape == (6, 5, 20, 20)
+    assert np.array_equal(np.asarray(images[2]), stacks[2])
