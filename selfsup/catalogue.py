@@ -26,6 +26,9 @@ def from_registry() -> dict[str, dict]:
                    "warmup_fraction": m.warmup_fraction, "lr_schedule": m.lr_schedule,
                    "optimizer": {"name": m.optimizer.name, "lr": m.optimizer.lr,
                                  "weight_decay": m.optimizer.weight_decay},
+                   "small_image_optimizer": None if m.small_image_optimizer is None else {
+                       "name": m.small_image_optimizer.name, "lr": m.small_image_optimizer.lr,
+                       "weight_decay": m.small_image_optimizer.weight_decay},
                    "options": {option: repr(default) for option, default in option_defaults(m).items()}}
             for name, m in METHODS.items()}
 
@@ -50,6 +53,8 @@ def card(name: str) -> str:
              f"  optimizer {o['name']}, lr {o['lr']:g} x batch/256, weight decay {o['weight_decay']:g}, "
              f"warm-up {m['warmup_fraction']:.0%} of the epochs, then "
              f"{'a constant lr' if m.get('lr_schedule') == 'constant' else 'cosine decay'}",
+             *([f"  on images of 32 px or less: {s['name']}, lr {s['lr']:g} x batch/256, weight decay "
+                f"{s['weight_decay']:g}"] if (s := m.get("small_image_optimizer")) else []),
              "  options (--method-option NAME=VALUE; defaults are the paper's settings):"]
     lines += [f"    {option:<28} {default}" for option, default in m["options"].items()]
     return "\n".join(lines)

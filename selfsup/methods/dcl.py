@@ -10,7 +10,9 @@ makes the loss less dependent on large batches. With s = cos similarity:
     w_i = 2 - exp(s(z_i, z_i')/sigma) / mean_j exp(s(z_j, z_j')/sigma),   sigma = 0.5
 
 The paper keeps SimCLR's setup (LARS, lr 0.3 x B/256, weight decay 1e-6, SimCLR's
-augmentations) with tau = 0.1.
+augmentations) with tau = 0.1; on CIFAR-sized images we keep SimCLR's there too (its
+authors' CIFAR-10 optimizer: LARS, lr 1.0 x B/256, weight decay 1e-4; inherited, not a
+setting read in DCL's own code).
 """
 
 from __future__ import annotations

@@ -68,7 +68,7 @@ class MoCoV3(Method):
     crop_min_scale = VARIANTS["resnet"]["crop_min_scale"]
 
     @classmethod
-    def paper_settings(cls, backbone: str) -> dict:
+    def paper_settings(cls, backbone: str, small_images: bool = False) -> dict:
         settings = variant(backbone)
         return {name: settings[name] for name in ("optimizer", "warmup_fraction", "crop_min_scale")}
 

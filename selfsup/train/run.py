@@ -82,7 +82,8 @@ def resolve(config: PretrainConfig, source: ImageSource) -> PretrainConfig:
     default = cls.default_backbone if cls.default_backbone in backbones.MODALITY and \
         backbones.MODALITY[cls.default_backbone] == source.modality else None
     backbone = config.backbone or default or modality.default_backbone(source.image_size)
-    paper = cls.paper_settings(backbone)  # the paper's optimizer, warm-up and crop for this backbone
+    # the paper's optimizer, warm-up and crop for this backbone and image size
+    paper = cls.paper_settings(backbone, small_images=modality.sized and augment.recipes.small(source.image_size))
     resolved = dict(
         modality=source.modality,
         epochs=epochs,

@@ -1,6 +1,7 @@
 """What ``resolve`` takes from each method's paper: the warm-up (none where the paper has
-none), MoCo v3's optimizer, warm-up and crop for the kind of backbone in use, and each
-method's augmentation strength and crop for the image size."""
+none), MoCo v3's optimizer, warm-up and crop for the kind of backbone in use, SimCLR's
+optimizer for the image size, and each method's augmentation strength and crop for the
+image size."""
 
 import pytest
 import torch
@@ -40,6 +41,19 @@ def test_mocov3_takes_the_resnet_or_the_vit_setting_from_the_backbone():
     assert (vit.optimizer, vit.lr, vit.weight_decay, vit.warmup_epochs, vit.crop_min_scale) == \
         ("adamw", 1.5e-4, 0.1, 40, 0.08)
     assert resolved("mocov3", epochs=300, backbone="vit_mini", lr=1e-3, optimizer="sgd").optimizer == "sgd"
+
+
+def test_simclr_takes_its_authors_cifar_optimizer_on_cifar_sized_images():
+    """google-research/simclr's README trains CIFAR-10 with LARS, lr 1.0 x B/256, weight decay
+    1e-4; its ImageNet setting (the paper's) is lr 0.3, weight decay 1e-6."""
+    for method in ("simclr", "dcl", "dclw"):  # DCL keeps SimCLR's setup
+        small, large = resolved(method, 32), resolved(method, 64)
+        assert (small.optimizer, small.lr, small.weight_decay) == ("lars", 1.0, 1e-4)
+        assert (large.optimizer, large.lr, large.weight_decay) == ("lars", 0.3, 1e-6)
+    explicit = resolved("simclr", 32, lr=0.5, weight_decay=0.0)
+    assert (explicit.lr, explicit.weight_decay) == (0.5, 0.0)  # explicit values win
+    supcon = resolved("supcon", 32)  # SupCon has one setting for every size
+    assert (supcon.lr, supcon.weight_decay) == (0.3, 1e-6)
 
 
 # (crop scale, brightness/contrast/saturation/hue, blur p) of each method's views, by image size
