@@ -25,7 +25,7 @@ backbone comes back through ``Run(out).method()``. At 32 px (smallcnn, batch B):
 
 | method | optimizer (lr per 256, wd) | warm-up | recipe | heads (from smallcnn's 256-d) |
 |---|---|---|---|---|
-| simclr | LARS 0.3, 1e-6 | 10% | simclr | projector 256-256-128, NT-Xent T=0.5 |
+| simclr | LARS 1.0, 1e-4 (its authors' CIFAR-10 setting, at 32 px) | 10% | simclr | projector 256-256-128, NT-Xent T=0.5 |
 | moco | SGD 0.03, 1e-4 | none | mocov2 | projector 256-2048-128, queue 4096, T=0.2, EMA 0.99 constant, 8 BN chunks |
 | byol | LARS 1.0, 1.5e-6 | 10% | byol | projector and predictor 256-1024-256, EMA 0.99 (cosine to 1) |
 | simsiam | SGD 0.05, 1e-4, fixed predictor lr | none | mocov2 | projector 256-2048-2048-2048, predictor 2048-512-2048 |
@@ -34,7 +34,7 @@ backbone comes back through ``Run(out).method()``. At 32 px (smallcnn, batch B):
 | swav | LARS 0.6, 1e-6 | 10% | swav (2 crops of 32 px + 6 of 14 px) | projector 256-2048-128, 512 prototypes |
 | dino | AdamW 5e-4, wd 0.04 to 0.4 | 10% | dino (2 crops of 32 px + 8 of 14 px) | head 256-2048-2048-256-4096, EMA 0.99 (cosine to 1) |
 | nnclr | LARS 0.3, 1e-6 | 10% | byol | projector 256-2048-2048-256, predictor 256-2048-256, support 4096, T=0.1 |
-| dcl | LARS 0.3, 1e-6 | 10% | simclr | projector 256-256-128, T=0.1 |
+| dcl | LARS 1.0, 1e-4 (SimCLR's, at 32 px) | 10% | simclr | projector 256-256-128, T=0.1 |
 
 Lightly (``lightly`` is a benchmark extra, never a dependency) is built from its own
 blocks as its documented CIFAR-10 benchmark does (``docs/source/getting_started/benchmarks/
