@@ -19,16 +19,15 @@ def load() -> dict[str, dict]:
 
 def from_registry() -> dict[str, dict]:
     """The catalogue of the methods registered now (imports them, and so torch)."""
+    from dataclasses import asdict
+
     from selfsup.methods import METHODS
     from selfsup.methods.options import option_defaults
 
     return {name: {"paper": m.paper, "year": m.year, "recipe": m.recipe, "needs": m.needs,
                    "warmup_fraction": m.warmup_fraction, "lr_schedule": m.lr_schedule,
-                   "optimizer": {"name": m.optimizer.name, "lr": m.optimizer.lr,
-                                 "weight_decay": m.optimizer.weight_decay},
-                   "small_image_optimizer": None if m.small_image_optimizer is None else {
-                       "name": m.small_image_optimizer.name, "lr": m.small_image_optimizer.lr,
-                       "weight_decay": m.small_image_optimizer.weight_decay},
+                   "optimizer": asdict(m.optimizer),
+                   "small_image_optimizer": m.small_image_optimizer and asdict(m.small_image_optimizer),
                    "options": {option: repr(default) for option, default in option_defaults(m).items()}}
             for name, m in METHODS.items()}
 
