@@ -120,6 +120,13 @@ class PretrainConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def sample_shape(self) -> list[int]:
+        """One sample's shape as the backbone takes it: (C, S, S) for images, the data's for
+        tables and series."""
+        if not self.image_size:
+            return list(self.input_shape)
+        return [int(self.input_shape[0]) if self.input_shape else 3, self.image_size, self.image_size]
+
     def save(self, path: Path) -> None:
         write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
 

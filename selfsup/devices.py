@@ -111,6 +111,39 @@ def default_precision(modality: str = "image", accelerator: str = "cpu") -> str:
     return "bf16-mixed" if modalities.get(modality).mixed_precision and native_bf16(accelerator) else "32-true"
 
 
+def cpu_bf16_hazard(model: nn.Module, sample_shape: list[int]) -> str | None:
+    """The first strided convolution of ``model`` that meets a feature map one pixel wide or
+    high on a sample of ``sample_shape`` (C, H, W), as ``"name (HxW input)"``; None where
+    there is none. There, CPU bf16 autocast (torch 2.14's oneDNN kernels) returns garbage
+    weight gradients, up to 1e35 or NaN, in the taps that only meet padding, where fp32 gives
+    zeros (``benchmarks/cpu_bf16_conv.py`` measures it per geometry): a stride-32 network
+    on 16 px images, such as timm's resnet18, whose layer4 sees 1x1. Flagged conservatively
+    (a one-pixel height or width, any stride above 1 and kernel above 1). One forward of one
+    zero sample, in eval mode; every module's mode is restored."""
+    if len(sample_shape) != 3:
+        return None
+    found: list[str] = []
+
+    def hook(name):
+        def look(module, inputs, output):
+            height, width = inputs[0].shape[-2:]
+            if not found and min(height, width) == 1 and max(module.stride) > 1 and max(module.kernel_size) > 1:
+                found.append(f"{name} ({height}x{width} input)")
+        return look
+
+    handles = [m.register_forward_hook(hook(n)) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    modes = {m: m.training for m in model.modules()}
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, *sample_shape))
+    finally:
+        for module, training in modes.items():
+            module.training = training
+        for handle in handles:
+            handle.remove()
+    return found[0] if found else None
+
+
 def local_rank() -> int:
     return int(os.environ.get("LOCAL_RANK", 0))
 

@@ -92,18 +92,11 @@ def write_weights(module: nn.Module, path: Path) -> None:
         save_file(clean_state(module), str(temporary), metadata={"format": "pt"})
 
 
-def input_shape(config: PretrainConfig) -> list[int]:
-    """One sample's shape: (C, S, S) for images, the data's for tables and series."""
-    if not config.image_size:
-        return list(config.input_shape)
-    return [int(config.input_shape[0]) if config.input_shape else 3, config.image_size, config.image_size]
-
-
 def describe(run: Run, backbone: nn.Module, format: str) -> dict:
     """What ``export.json`` says: the backbone, how its library builds it, its input."""
     config = run.config
     info = {"format": format, "run": str(run.directory), "method": config.method, "backbone": config.backbone,
-            "dim": backbone.dim, "input_shape": input_shape(config), "mean": config.mean, "std": config.std,
+            "dim": backbone.dim, "input_shape": config.sample_shape(), "mean": config.mean, "std": config.std,
             "input": ("float images in [0, 1], resized to the size above, then (x - mean) / std per channel"
                       if config.image_size else "float samples, (x - mean) / std per feature or channel")}
     if isinstance(backbone, Wrapped) and backbone.library:
@@ -157,7 +150,7 @@ def timm_config(config: PretrainConfig, backbone: TimmModel) -> dict:
     from timm.models import get_pretrained_cfg
 
     default = get_pretrained_cfg(backbone.architecture)
-    pretrained = {"input_size": input_shape(config), "fixed_input_size": bool(default and default.fixed_input_size),
+    pretrained = {"input_size": config.sample_shape(), "fixed_input_size": bool(default and default.fixed_input_size),
                   "crop_pct": 1.0, "crop_mode": "center", "mean": list(config.mean), "std": list(config.std),
                   "num_classes": 0}
     for key in ("first_conv", "classifier"):

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 
 import pytest
 import torch
@@ -150,3 +151,42 @@ def test_a_model_on_the_cpu_is_one_device(argv, tmp_path, monkeypatch):
 
 def test_cpu_cores_is_what_this_process_may_use():
     assert 1 <= devices.cpu_cores() <= (os.cpu_count() or 1)
+
+
+@pytest.mark.parametrize("backbone, size, hazard", [("timm/resnet18", 16, "net.layer4.0.conv1 (1x1 input)"),
+                                                     ("timm/resnet18", 32, None),
+                                                     ("resnet18", 16, None)])  # the small stem keeps 2x2 maps
+def test_cpu_bf16_hazard_names_the_strided_conv_on_a_one_pixel_map(backbone, size, hazard):
+    from selfsup.backbones import create
+
+    model = create(backbone, image_size=size).train()
+    list(model.modules())[3].eval()  # a module in eval mode stays so
+    modes = {name: m.training for name, m in model.named_modules()}
+    assert devices.cpu_bf16_hazard(model, [3, size, size]) == hazard
+    assert {name: m.training for name, m in model.named_modules()} == modes
+    assert devices.cpu_bf16_hazard(model, [16]) is None  # a table's sample: no images, no probe
+
+
+@pytest.mark.parametrize("precision", ["auto", "bf16-mixed", "32-true"])
+def test_cpu_bf16_where_its_gradients_are_wrong_falls_back_or_is_refused(precision, monkeypatch, tmp_path):
+    """timm's resnet18 at 16 px: auto trains in fp32 (said in one warning) where it would pick
+    bf16; an explicit bf16 is refused before training; fp32 goes on as asked."""
+    from selfsup.train import prepare
+
+    monkeypatch.setattr(devices, "native_bf16", lambda accelerator="cpu": True)  # as on a CPU with bf16 units
+    config = PretrainConfig(data="digits", backbone="timm/resnet18", image_size=16, holdout=0.9, epochs=1,
+                            precision=precision, out=str(tmp_path / "run"), report=False)
+    if precision == "bf16-mixed":
+        with pytest.raises(ConfigError, match=r"precision=bf16-mixed: backbone timm/resnet18 at image_size 16 .*"
+                                              r"net\.layer4\.0\.conv1 \(1x1 input\).*use --precision 32-true"):
+            prepare(config)
+        assert not (tmp_path / "run").exists()
+        return
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        prepared = prepare(config)
+    prepared.release()
+    said = [str(w.message) for w in caught if "precision auto" in str(w.message)]
+    assert prepared.config.precision == "32-true"
+    assert PretrainConfig.load(tmp_path / "run" / "config.yaml").precision == "32-true"
+    assert len(said) == (precision == "auto") and all("net.layer4.0.conv1" in s for s in said)

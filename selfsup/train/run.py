@@ -26,7 +26,8 @@ from selfsup import augment, backbones, methods, modalities
 from selfsup.atomic import check_output, write_text
 from selfsup.config import ConfigError, PretrainConfig, validate
 from selfsup.data import ImageSource, holdout_split
-from selfsup.devices import check_accelerator, concrete_accelerator, default_precision, device_count, training_device
+from selfsup.devices import (check_accelerator, concrete_accelerator, cpu_bf16_hazard, default_precision,
+                             device_count, training_device)
 from selfsup.methods.options import check_options, option_defaults
 from selfsup.errors import Interrupted
 from selfsup.progress import interactive
@@ -118,6 +119,23 @@ def resolve(config: PretrainConfig, source: ImageSource) -> PretrainConfig:
         raise ConfigError(f"backbone={resolved['backbone']}: a {backbones.modality(resolved['backbone'])} "
                           f"backbone, but {config.data} holds {source.modality} data")
     return dataclasses.replace(config, **resolved)
+
+
+def check_cpu_bf16(config: PretrainConfig, asked: str, backbone: torch.nn.Module) -> PretrainConfig:
+    """``config`` with a precision whose gradients are right: where CPU bf16 autocast returns
+    garbage gradients for this backbone and image size (``devices.cpu_bf16_hazard``),
+    ``auto`` becomes 32-true with a warning, and an explicit bf16 precision is refused."""
+    if config.precision not in ("bf16-mixed", "bf16-true") or training_device(config.accelerator).type != "cpu":
+        return config
+    hazard = cpu_bf16_hazard(backbone, config.sample_shape())
+    if hazard is None:
+        return config
+    why = (f"backbone {config.backbone} at image_size {config.image_size} has a strided convolution on a "
+           f"one-pixel feature map, {hazard}, where CPU bf16 gradients come out wrong")
+    if asked == "auto":
+        warnings.warn(f"precision auto: 32-true, not bf16-mixed: {why}", stacklevel=4)
+        return dataclasses.replace(config, precision="32-true")
+    raise ConfigError(f"precision={config.precision}: {why}; use --precision 32-true or a larger --image-size")
 
 
 def default_warmup_epochs(epochs: int, fraction: float) -> int:
@@ -327,6 +345,7 @@ def _prepare(config: PretrainConfig, out: Path, lock: RunLock) -> Prepared:
     if methods.METHODS[config.method].needs_labels and train.labels is None:
         raise ConfigError(f"method={config.method}: needs labelled data")
     out.mkdir(parents=True, exist_ok=True)
+    asked_precision = config.precision
     config = resolve(dataclasses.replace(config, out=str(out)), source)
     recipe = views(config, source.modality, methods.METHODS[config.method].recipe)
     if config.mean is None:
@@ -342,14 +361,14 @@ def _prepare(config: PretrainConfig, out: Path, lock: RunLock) -> Prepared:
     if config.log_every_n_steps is None:
         steps_per_epoch = len(train) // config.batch_size
         config = dataclasses.replace(config, log_every_n_steps=max(1, min(50, steps_per_epoch // 2)))
-    if rank == 0:
-        config.save(out / "config.yaml")
-        _write_skipped(out, source.skipped)
-
     method = build_method(config, distributed=world_size > 1, init=not config.resume)  # resume: the checkpoint's
     if config.batch_size < method.min_batch_size:
         raise ConfigError(f"batch_size={config.batch_size}: method {config.method} needs at least "
                           f"{method.min_batch_size} samples a step")
+    config = check_cpu_bf16(config, asked_precision, method.backbone)
+    if rank == 0:
+        config.save(out / "config.yaml")
+        _write_skipped(out, source.skipped)
     device = training_device(config.accelerator)
     if world_size > 1 and config.sync_batchnorm:  # the statistics of the global batch, as one process
         method = convert_batchnorm(method, device.type)
@@ -407,7 +426,13 @@ def fit(run: Prepared, callbacks=(), monitor=None) -> float:
             raise _interrupted("SIGINT", 130, trainer, last, out) from None
         raise
     seconds = time.time() - fit_started
-    _record_skipped(run)
+    _record_skipped(run)  # the last collective of the run
+    if run.world_size > 1 and torch.distributed.is_initialized():
+        # Gloo's worker threads otherwise outlive the interpreter's teardown and a rank that
+        # exits first may abort ("terminate called without an active exception", SIGABRT;
+        # pytorch/pytorch#190489). Only after a fit that succeeded: on an error another rank
+        # may still be inside a collective.
+        torch.distributed.destroy_process_group()
     return seconds
 
 
