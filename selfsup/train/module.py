@@ -276,6 +276,12 @@ class EpochCheckpoint(L.Callback):
     def on_train_epoch_end(self, trainer, pl_module):
         if self.monitor is not None and self.monitor.stop_on_collapse and self.monitor.collapsed_at:
             return  # a collapsed state is never checkpointed: last stays the last good one
+        # weights can turn NaN where the loss does not show it (a weight that meets only
+        # padding); such a state is never checkpointed either
+        broken = [name for name, p in pl_module.named_parameters() if not torch.isfinite(p).all()]
+        if broken:
+            raise DivergenceError(f"{len(broken)} weight tensor(s) hold NaN or inf after epoch "
+                                  f"{trainer.current_epoch + 1}, first {broken[0]}")
         path = self.directory / f"epoch-{trainer.current_epoch + 1:04d}"
         trainer.save_checkpoint(path, weights_only=False)
         if trainer.is_global_zero:

@@ -40,6 +40,29 @@ def test_nan_loss_stops_at_its_step_and_keeps_the_last_good_checkpoint(tmp_path,
     assert not (out / "summary.json").exists()
 
 
+def test_a_nan_weight_the_loss_does_not_show_is_never_checkpointed(tmp_path, monkeypatch):
+    """CPU bf16 once left NaN in conv taps that meet only padding: the loss stayed finite."""
+    original = SimCLR.after_optimizer_step
+    calls = {"n": 0}
+
+    def poisoned(self, progress):
+        original(self, progress)
+        calls["n"] += 1
+        if calls["n"] == 10:  # the last step of epoch 2: no loss reads the weight before the epoch ends
+            with torch.no_grad():
+                next(self.projector.parameters()).view(-1)[0] = float("nan")
+
+    monkeypatch.setattr(SimCLR, "after_optimizer_step", poisoned)
+    out = tmp_path / "run"
+    with pytest.raises(DivergenceError) as error:
+        pretrain(PretrainConfig(out=str(out), epochs=3, **FAST))
+    message = str(error.value)
+    assert "weight tensor(s) hold NaN or inf after epoch 2, first " in message
+    assert f"last good checkpoint: {out / 'checkpoints' / 'epoch-0001'}" in message
+    assert os.readlink(out / "checkpoints" / "last") == "epoch-0001"
+    assert not (out / "checkpoints" / "epoch-0002").exists() and not (out / "summary.json").exists()
+
+
 def test_kill_during_checkpoint_write_leaves_last_loadable(tmp_path):
     directory = tmp_path / "checkpoints"
     directory.mkdir()
