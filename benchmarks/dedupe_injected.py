@@ -365,13 +365,14 @@ def main() -> None:
     print(f"\nselfsup dedupe at its defaults (by={by}, threshold {default}): precision {at_default['precision']}, "
           f"recall {at_default['recall']}, clean set flagged {at_default['clean']['flagged']} "
           f"(dropped {at_default['clean']['dropped']}); same as the sweep's row: {agrees}")
-    met = targets_met(at_default)
-    print(f"targets (P, R >= 0.95, clean flagged <= 0.005) met at the defaults: {met}")
+    met = {"raw": targets_met(at_default)}  # "judged" too with --labels: scored with the judged pairs
+    print(f"targets (P, R >= 0.95, clean flagged <= 0.005) met at the defaults: {met['raw']}")
     if same:
         judged = at_default["labelled"]
-        met = targets_met(judged)
+        met["judged"] = targets_met(judged)
         print(f"with the labels: precision {judged['precision']}, recall {judged['recall']}, clean set wrongly "
-              f"flagged {judged['clean']['flagged']} (dropped {judged['clean']['dropped']}); targets met: {met}")
+              f"flagged {judged['clean']['flagged']} (dropped {judged['clean']['dropped']}); targets met: "
+              f"{met['judged']}")
     print(f"seconds {time.perf_counter() - started:.0f}; load average at end {os.getloadavg()}")
     print("RESULT " + json.dumps({"images": len(ids), "copies": len(kind_of), "run": args.run, "profile": profile,
                                   "sweep": {by: {str(t): r for t, r in rows.items()} for by, rows in sweep.items()},
