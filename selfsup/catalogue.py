@@ -27,7 +27,8 @@ def from_registry() -> dict[str, dict]:
     return {name: {"paper": m.paper, "year": m.year, "recipe": m.recipe, "needs": m.needs,
                    "warmup_fraction": m.warmup_fraction, "lr_schedule": m.lr_schedule,
                    "optimizer": asdict(m.optimizer),
-                   "small_image_optimizer": m.small_image_optimizer and asdict(m.small_image_optimizer),
+                   "small_image_settings": {k: asdict(v) if k == "optimizer" else v
+                                            for k, v in m.small_image_settings.items()},
                    "options": {option: repr(default) for option, default in option_defaults(m).items()}}
             for name, m in METHODS.items()}
 
@@ -41,6 +42,17 @@ def listing() -> str:
     return "\n".join(lines)
 
 
+def small_images(settings: dict) -> str:
+    """What a method's ``small_image_settings`` change, in words."""
+    parts = []
+    if o := settings.get("optimizer"):
+        parts.append(f"{o['name']}, lr {o['lr']:g} x batch/256, weight decay {o['weight_decay']:g}")
+    if "crop_min_scale" in settings:
+        parts.append(f"crops down to {settings['crop_min_scale']:g} of the area")
+    parts += [f"{option}={value!r}" for option, value in settings.get("options", {}).items()]
+    return "; ".join(parts)
+
+
 def card(name: str) -> str:
     from selfsup.errors import ConfigError
 
@@ -52,8 +64,7 @@ def card(name: str) -> str:
              f"  optimizer {o['name']}, lr {o['lr']:g} x batch/256, weight decay {o['weight_decay']:g}, "
              f"warm-up {m['warmup_fraction']:.0%} of the epochs, then "
              f"{'a constant lr' if m.get('lr_schedule') == 'constant' else 'cosine decay'}",
-             *([f"  on images of 32 px or less: {s['name']}, lr {s['lr']:g} x batch/256, weight decay "
-                f"{s['weight_decay']:g}"] if (s := m.get("small_image_optimizer")) else []),
+             *([f"  on images of 32 px or less: {small_images(s)}"] if (s := m.get("small_image_settings")) else []),
              "  options (--method-option NAME=VALUE; defaults are the paper's settings):"]
     lines += [f"    {option:<28} {default}" for option, default in m["options"].items()]
     return "\n".join(lines)

@@ -53,20 +53,23 @@ class Method(nn.Module):
     crop_min_scale: float | None = None  # where the paper's crop differs from its recipe's
     min_batch_size: int = 2  # samples a step needs (W-MSE: more than its embedding size)
     optimizer: OptimizerDefaults = OptimizerDefaults("adamw", 1e-3, 0.05)
-    # the optimizer the paper or its authors' code gives for CIFAR-sized images (32 px or
-    # less), where it differs from ``optimizer``; None: the same one for every size
-    small_image_optimizer: OptimizerDefaults | None = None
+    # what the paper or its authors' code sets otherwise for CIFAR-sized images (32 px or
+    # less): any of ``optimizer`` (an OptimizerDefaults), ``crop_min_scale`` and ``options``
+    # (method options' defaults); empty: one setting for every size
+    small_image_settings: dict = {}
     warmup_fraction: float = 0.1  # the paper's linear lr warm-up, as a fraction of the epochs (0: none)
     lr_schedule: str = "cosine"  # after the warm-up: "cosine" decay to 0, or "constant" (the base lr throughout)
 
     @classmethod
     def paper_settings(cls, backbone: str, small_images: bool = False) -> dict:
-        """The paper's ``optimizer``, ``warmup_fraction`` and ``crop_min_scale`` for a run on
-        backbone ``backbone`` (a name), on CIFAR-sized images when ``small_images``
-        (``small_image_optimizer``); a method whose paper has one setting per kind of
-        backbone (MoCo v3: ResNet or ViT) overrides this."""
-        optimizer = cls.small_image_optimizer if small_images and cls.small_image_optimizer else cls.optimizer
-        return dict(optimizer=optimizer, warmup_fraction=cls.warmup_fraction, crop_min_scale=cls.crop_min_scale)
+        """The paper's ``optimizer``, ``warmup_fraction``, ``crop_min_scale`` and method
+        ``options`` (defaults that differ from the constructor's) for a run on backbone
+        ``backbone`` (a name), on CIFAR-sized images when ``small_images``
+        (``small_image_settings``); a method whose paper has one setting per kind of backbone
+        (MoCo v3: ResNet or ViT) overrides this."""
+        settings = dict(optimizer=cls.optimizer, warmup_fraction=cls.warmup_fraction,
+                        crop_min_scale=cls.crop_min_scale, options={})
+        return {**settings, **cls.small_image_settings} if small_images else settings
 
     def __init__(self, backbone: nn.Module):
         super().__init__()

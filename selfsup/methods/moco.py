@@ -53,6 +53,9 @@ class MoCo(Method):
     recipe = "mocov2"
     needs = "2 views + EMA key encoder + queue"
     optimizer = OptimizerDefaults("sgd", lr=0.03, weight_decay=1e-4)
+    # Not the MoCo authors' CIFAR-10 demo (colab/moco_cifar10_demo.ipynb: weight decay 5e-4,
+    # tau = 0.1, crops down to 0.08) on small images: with MoCo v2's MLP head it scored 0.407
+    # against 0.427 for MoCo v2's setting (CIFAR-10, 20 epochs, seed 0; BENCHMARKS.md, parity)
     warmup_fraction = 0.0  # the paper's schedule has no warm-up
 
     def __init__(self, backbone: nn.Module, projection_dim: int = 128, hidden_dim: int = 2048,

@@ -70,7 +70,7 @@ class MoCoV3(Method):
     @classmethod
     def paper_settings(cls, backbone: str, small_images: bool = False) -> dict:
         settings = variant(backbone)
-        return {name: settings[name] for name in ("optimizer", "warmup_fraction", "crop_min_scale")}
+        return {**{name: settings[name] for name in ("optimizer", "warmup_fraction", "crop_min_scale")}, "options": {}}
 
     def __init__(self, backbone: nn.Module, projection_dim: int = 256, hidden_dim: int = 2048,
                  temperature: float | None = None, base_momentum: float = 0.99,

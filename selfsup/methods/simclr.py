@@ -33,7 +33,7 @@ class SimCLR(Method):
     recipe = "simclr"
     needs = "2 views"
     optimizer = OptimizerDefaults("lars", lr=0.3, weight_decay=1e-6)
-    small_image_optimizer = OptimizerDefaults("lars", lr=1.0, weight_decay=1e-4)
+    small_image_settings = dict(optimizer=OptimizerDefaults("lars", lr=1.0, weight_decay=1e-4))
 
     def __init__(self, backbone: nn.Module, projection_dim: int = 128, hidden_dim: int | None = None,
                  temperature: float = 0.5, gather_distributed: bool = False):

@@ -30,7 +30,7 @@ class SupCon(SimCLR):
     needs = "2 views + labels"
     needs_labels = True
     optimizer = OptimizerDefaults("lars", lr=0.3, weight_decay=1e-6)
-    small_image_optimizer = None  # not SimCLR's CIFAR-10 setting: one optimizer for every size
+    small_image_settings = {}  # not SimCLR's CIFAR-10 setting: one setting for every size
 
     def __init__(self, backbone, projection_dim: int = 128, hidden_dim: int | None = None,
                  temperature: float = 0.1, base_temperature: float = 0.07,

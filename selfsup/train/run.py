@@ -107,7 +107,7 @@ def resolve(config: PretrainConfig, source: ImageSource) -> PretrainConfig:
     if config.precision == "auto":
         resolved["precision"] = default_precision(source.modality, resolved["accelerator"])
     # every option the method runs with, so config.yaml reproduces it (YAML has no tuples)
-    every = {**option_defaults(cls), **method_options(config)}
+    every = {**option_defaults(cls), **paper["options"], **method_options(config)}
     resolved["method_options"] = {k: list(v) if isinstance(v, tuple) else v for k, v in every.items()}
     for field_name, argument in METHOD_OPTIONS.items():
         if argument in every and getattr(config, field_name) is None:

@@ -1,6 +1,6 @@
 """What ``resolve`` takes from each method's paper: the warm-up (none where the paper has
 none), MoCo v3's optimizer, warm-up and crop for the kind of backbone in use, SimCLR's
-optimizer for the image size, and each method's augmentation strength and crop for the
+optimizer for the image size (and any method's crop and options there), and each method's augmentation strength and crop for the
 image size."""
 
 import pytest
@@ -54,6 +54,30 @@ def test_simclr_takes_its_authors_cifar_optimizer_on_cifar_sized_images():
     assert (explicit.lr, explicit.weight_decay) == (0.5, 0.0)  # explicit values win
     supcon = resolved("supcon", 32)  # SupCon has one setting for every size
     assert (supcon.lr, supcon.weight_decay) == (0.3, 1e-6)
+
+
+def test_small_image_settings_set_the_optimizer_crop_and_method_options_below_33_px(monkeypatch):
+    """A method's ``small_image_settings`` (its authors' CIFAR-10 setting) apply at 32 px or
+    less, each of optimizer, crop and method options; explicit values still win."""
+    from selfsup import catalogue
+    from selfsup.methods.base import OptimizerDefaults
+    from selfsup.methods.moco import MoCo
+
+    monkeypatch.setattr(MoCo, "small_image_settings", dict(
+        optimizer=OptimizerDefaults("sgd", lr=0.03, weight_decay=5e-4), crop_min_scale=0.08,
+        options=dict(temperature=0.1)))
+    small, large = resolved("moco", 32), resolved("moco", 64)
+    assert (small.optimizer, small.lr, small.weight_decay, small.crop_min_scale, small.temperature) == \
+        ("sgd", 0.03, 5e-4, 0.08, 0.1)
+    assert (large.optimizer, large.lr, large.weight_decay, large.crop_min_scale, large.temperature) == \
+        ("sgd", 0.03, 1e-4, 0.2, 0.2)
+    assert small.method_options["temperature"] == 0.1 and large.method_options["temperature"] == 0.2
+    explicit = resolved("moco", 32, temperature=0.3, crop_min_scale=0.5)
+    assert (explicit.temperature, explicit.method_options["temperature"], explicit.crop_min_scale) == (0.3, 0.3, 0.5)
+    assert resolved("moco", 32, method_options={"temperature": 0.4}).method_options["temperature"] == 0.4
+    monkeypatch.setattr(catalogue, "load", catalogue.from_registry)  # what `selfsup methods moco` would say
+    assert ("on images of 32 px or less: sgd, lr 0.03 x batch/256, weight decay 0.0005; crops down to 0.08 "
+            "of the area; temperature=0.1") in catalogue.card("moco")
 
 
 # (crop scale, brightness/contrast/saturation/hue, blur p) of each method's views, by image size
