@@ -42,11 +42,15 @@ def listing() -> str:
     return "\n".join(lines)
 
 
+def optimizer_words(o: dict) -> str:
+    return f"{o['name']}, lr {o['lr']:g} x batch/256, weight decay {o['weight_decay']:g}"
+
+
 def small_images(settings: dict) -> str:
     """What a method's ``small_image_settings`` change, in words."""
     parts = []
     if o := settings.get("optimizer"):
-        parts.append(f"{o['name']}, lr {o['lr']:g} x batch/256, weight decay {o['weight_decay']:g}")
+        parts.append(optimizer_words(o))
     if "crop_min_scale" in settings:
         parts.append(f"crops down to {settings['crop_min_scale']:g} of the area")
     parts += [f"{option}={value!r}" for option, value in settings.get("options", {}).items()]
@@ -61,8 +65,7 @@ def card(name: str) -> str:
         raise ConfigError(f"method={name!r}: expected one of {', '.join(methods)}")
     m, o = methods[name], methods[name]["optimizer"]
     lines = [f"{name} ({m['year']}): {m['paper']}", f"  recipe {m['recipe']}; needs {m['needs']}",
-             f"  optimizer {o['name']}, lr {o['lr']:g} x batch/256, weight decay {o['weight_decay']:g}, "
-             f"warm-up {m['warmup_fraction']:.0%} of the epochs, then "
+             f"  optimizer {optimizer_words(o)}, warm-up {m['warmup_fraction']:.0%} of the epochs, then "
              f"{'a constant lr' if m.get('lr_schedule') == 'constant' else 'cosine decay'}",
              *([f"  on images of 32 px or less: {small_images(s)}"] if (s := m.get("small_image_settings")) else []),
              "  options (--method-option NAME=VALUE; defaults are the paper's settings):"]
