@@ -26,8 +26,8 @@ from selfsup import augment, backbones, methods, modalities
 from selfsup.atomic import check_output, write_text
 from selfsup.config import ConfigError, PretrainConfig, validate
 from selfsup.data import ImageSource, holdout_split
-from selfsup.devices import (check_accelerator, concrete_accelerator, cpu_bf16_hazard, default_precision,
-                             device_count, training_device)
+from selfsup.devices import (AUTOCAST, check_accelerator, concrete_accelerator, cpu_bf16_hazard,
+                             default_precision, device_count, training_device)
 from selfsup.methods.options import check_options, option_defaults
 from selfsup.errors import Interrupted
 from selfsup.progress import interactive
@@ -125,7 +125,7 @@ def check_cpu_bf16(config: PretrainConfig, asked: str, backbone: torch.nn.Module
     """``config`` with a precision whose gradients are right: where CPU bf16 autocast returns
     garbage gradients for this backbone and image size (``devices.cpu_bf16_hazard``),
     ``auto`` becomes 32-true with a warning, and an explicit bf16 precision is refused."""
-    if config.precision not in ("bf16-mixed", "bf16-true") or training_device(config.accelerator).type != "cpu":
+    if AUTOCAST.get(config.precision) is not torch.bfloat16 or training_device(config.accelerator).type != "cpu":
         return config
     hazard = cpu_bf16_hazard(backbone, config.sample_shape())
     if hazard is None:

@@ -1,7 +1,7 @@
 """What ``resolve`` takes from each method's paper: the warm-up (none where the paper has
 none), MoCo v3's optimizer, warm-up and crop for the kind of backbone in use, SimCLR's
-optimizer for the image size (and any method's crop and options there), and each method's augmentation strength and crop for the
-image size."""
+optimizer for the image size (and any method's crop and options there), and each method's
+augmentation strength and crop for the image size."""
 
 import pytest
 import torch
