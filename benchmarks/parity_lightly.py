@@ -65,7 +65,9 @@ seconds of training and in all, settings, load); runs already there are skipped,
 job resumes where it stopped. The final table reads every matching line of ``--out``: for
 each method our mean and [min, max] over seeds, Lightly's, the verdict (``better``: our
 mean above Lightly's best seed; ``within``: inside Lightly's seed range; ``below``: under
-its worst seed) and both sides' training wall time per run. Wall time is training only
+its worst seed) and both sides' training wall time per run. ``--option KEY=VALUE`` (with
+``--sides selfsup``) is a trial of a selfsup method option: its lines carry ``options`` and
+the table compares them with Lightly's lines. Wall time is training only
 (selfsup: ``trainer.fit``, i.e. steps, label-free monitors and the per-epoch checkpoint;
 Lightly: its loop, workers included), each side as its user runs it (selfsup: its default
 precision and channels_last; Lightly: fp32 as in its examples).
@@ -88,6 +90,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the helpers of train_vs_lightly.py
 
 import torch  # noqa: E402
+import yaml  # noqa: E402
 from torch import nn  # noqa: E402
 
 from train_vs_lightly import IMAGENET_MEAN, IMAGENET_STD, WAIT_POLICY, StepTimer, _one_thread, knn_top1  # noqa: E402
@@ -100,7 +103,7 @@ from selfsup.devices import Placement, cuda_count  # noqa: E402
 from selfsup.train.speed import keep_freed_memory  # noqa: E402
 
 METHODS = ("simclr", "moco", "byol", "simsiam", "barlowtwins", "vicreg", "swav", "dino", "nnclr", "dcl")
-KEY = ("method", "side", "seed", "epochs", "train_size", "test_size", "batch_size")
+KEY = ("method", "side", "seed", "epochs", "train_size", "test_size", "batch_size", "options")
 
 
 # ---------------------------------------------------------------------------------------
@@ -402,7 +405,8 @@ def lightly_train(name, folder, batch_size, epochs, seed, workers, device, *, ma
 def selfsup_config(name, folder, args, seed, out, **extra) -> PretrainConfig:
     return PretrainConfig(data=str(folder), method=name, backbone="smallcnn", image_size=32, epochs=args.epochs,
                           batch_size=args.batch_size, seed=seed, holdout=0.0, accelerator=args.accelerator,
-                          cache_dir=str(args.cache_dir), report=False, out=str(out), **extra)
+                          cache_dir=str(args.cache_dir), report=False, out=str(out),
+                          method_options=args.options or None, **extra)
 
 
 def selfsup_train(name, folder, args, seed, root):
@@ -503,7 +507,7 @@ def append_result(path: Path, row: dict) -> None:
 
 
 def key(row: dict) -> tuple:
-    return tuple(row[k] for k in KEY)
+    return tuple(json.dumps(row.get(k), sort_keys=True) for k in KEY)  # "options" only on trial runs
 
 
 def _cell(values):
@@ -533,7 +537,8 @@ def table(rows: list[dict], args) -> list[dict]:
     for name in args.methods:
         found = {side: [r for r in rows if r["method"] == name and r["side"] == side and r["seed"] in args.seeds
                         and (r["epochs"], r["train_size"], r["test_size"], r["batch_size"]) ==
-                        (args.epochs, args.train_size, args.test_size, args.batch_size)]
+                        (args.epochs, args.train_size, args.test_size, args.batch_size)
+                        and r.get("options") == (args.options or None if side == "selfsup" else None)]
                  for side in ("selfsup", "lightly")}
         ours = [r["knn_top1"] for r in found["selfsup"]]
         theirs = [r["knn_top1"] for r in found["lightly"]]
@@ -584,6 +589,13 @@ def estimate(args, folder, train, test, device, root) -> dict:
             "job_hours": round(total / 3600, 2), "training_hours": round(training * len(args.seeds) / 3600, 2)}
 
 
+def parse_option(text: str) -> tuple[str, object]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise SystemExit(f"--option {text!r}: expected KEY=VALUE, e.g. symmetric=true")
+    return name, yaml.safe_load(value)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="/tmp/cifar/cifar10-jpg", help="folder with train/ and test/ class folders")
@@ -605,9 +617,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--workers", type=int, default=None,
                         help="Lightly's DataLoader workers (default min(8, CPUs), the benchmark's 8)")
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="a trial: a selfsup method option (value read as YAML), recorded in the line's "
+                             "\"options\"; the table then reads only lines with the same options")
+    parser.add_argument("--sides", nargs="+", default=["selfsup", "lightly"], choices=["selfsup", "lightly"])
     parser.add_argument("--work-dir", default=None, help="subset folder and decoded-image cache "
                                                          "(default $TMPDIR/selfsup-parity)")
     args = parser.parse_args()
+    args.options = dict(parse_option(text) for text in args.option)
     tiny = args.dry_run
     args.seeds = args.seeds if args.seeds is not None else [0] if tiny else [0, 1]
     args.epochs = args.epochs or (1 if tiny else 20)
@@ -654,9 +671,11 @@ def main() -> None:
         done = {key(r) for r in read_results(out)}
         for name in args.methods:
             for seed in args.seeds:
-                for side in ("selfsup", "lightly"):
+                for side in args.sides:
                     row = {"method": name, "side": side, "seed": seed, "epochs": args.epochs,
                            "train_size": args.train_size, "test_size": args.test_size, "batch_size": args.batch_size}
+                    if args.options and side == "selfsup":
+                        row["options"] = args.options
                     if key(row) in done:
                         print(f"skip {name} {side} seed {seed}: in {out}", flush=True)
                         continue

@@ -18,6 +18,10 @@ is needed). The paper uses a 65536 queue, m = 0.999 and SGD (lr 0.03 x B/256, we
 decay 1e-4, cosine decay, no warm-up) and its augmentation (the ``mocov2`` recipe: crop
 0.2-1, jitter 0.4/0.4/0.4/0.1, blur above 32 px); for small datasets and short runs we
 default to a 4096 queue and m = 0.99 (both as in the MoCo CIFAR demo).
+
+``symmetric=True`` is the demo's symmetric loss (its ``--symmetric``): each view is a query
+against the other's key, L = L(q1, k2) + L(q2, k1) (a sum, as the demo), and both keys are
+enqueued (2B per step). The demo notes it costs twice the compute of the asymmetric loss.
 """
 
 from __future__ import annotations
@@ -60,7 +64,7 @@ class MoCo(Method):
 
     def __init__(self, backbone: nn.Module, projection_dim: int = 128, hidden_dim: int = 2048,
                  queue_size: int = 4096, temperature: float = 0.2, base_momentum: float = 0.99,
-                 bn_splits: int = 8, gather_distributed: bool = False):
+                 bn_splits: int = 8, symmetric: bool = False, gather_distributed: bool = False):
         super().__init__(backbone)
         self.projector = nn.Sequential(nn.Linear(backbone.dim, hidden_dim), nn.ReLU(inplace=True),
                                        nn.Linear(hidden_dim, projection_dim))
@@ -70,20 +74,36 @@ class MoCo(Method):
         self.temperature = temperature
         self.base_momentum = self.momentum = base_momentum  # constant, as in the paper
         self.bn_splits = bn_splits
+        self.symmetric = symmetric
         self.gather_distributed = gather_distributed
         self.pending_keys: torch.Tensor | None = None
 
     def training_step(self, views):
         x_query, x_key = views
         chunks = max(1, min(self.bn_splits, len(x_query) // 2))  # at least 2 samples per BatchNorm
-        h = forward_in_chunks(self.backbone, x_query, chunks)  # the key view meets only the key encoder
-        q = self.projector(h)
-        with torch.no_grad():
-            k = self.key_projector(forward_in_chunks(self.key_backbone, x_key, chunks, interleave=True))
-            k = F.normalize(k, dim=1)
-        loss = info_nce(q, k, self.queue.features, self.temperature)
-        self.pending_keys = k  # enqueued after the optimizer step, as in the paper's algorithm 1
-        return step_output(loss, h, {"momentum": self.momentum})
+        if not self.symmetric:
+            h, q = self.query(x_query, chunks)  # the key view meets only the key encoder
+            k = self.key(x_key, chunks)
+            loss, keys, paired = info_nce(q, k, self.queue.features, self.temperature), k, None
+        else:
+            (h, q1), (paired, q2) = self.query(x_query, chunks), self.query(x_key, chunks)
+            k1, k2 = self.key(x_query, chunks), self.key(x_key, chunks)
+            loss = (info_nce(q1, k2, self.queue.features, self.temperature)
+                    + info_nce(q2, k1, self.queue.features, self.temperature))
+            keys = torch.cat([k1, k2])
+        self.pending_keys = keys  # enqueued after the optimizer step, as in the paper's algorithm 1
+        return step_output(loss, h, {"momentum": self.momentum}, paired=paired)
+
+    def query(self, x: torch.Tensor, chunks: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(backbone features, projection) of the query encoder."""
+        h = forward_in_chunks(self.backbone, x, chunks)
+        return h, self.projector(h)
+
+    @torch.no_grad()
+    def key(self, x: torch.Tensor, chunks: int) -> torch.Tensor:
+        """L2-normalised keys, BatchNorm sub-batches interleaved against the queries' (shuffling BN)."""
+        return F.normalize(self.key_projector(forward_in_chunks(self.key_backbone, x, chunks, interleave=True)),
+                           dim=1)
 
     def after_optimizer_step(self, progress: float) -> None:
         ema_update(self.backbone, self.key_backbone, self.momentum)

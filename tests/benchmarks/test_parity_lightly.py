@@ -35,12 +35,12 @@ def load_script():
     return module
 
 
-def run(script, monkeypatch, capsys, tmp_path, out) -> str:
+def run(script, monkeypatch, capsys, tmp_path, out, *extra) -> str:
     """The script's main() in this process (a subprocess spends most of its time importing)."""
     monkeypatch.setattr(sys, "argv", [
         "parity_lightly.py", "--data", str(tmp_path / "data"), "--methods", "simclr", "--seeds", "0", "--epochs", "1",
         "--train-size", "64", "--test-size", "16", "--batch-size", "32", "--threads", "1", "--workers", "0",
-        "--accelerator", "cpu", "--work-dir", str(tmp_path / "work"), "--out", str(out)])
+        "--accelerator", "cpu", "--work-dir", str(tmp_path / "work"), "--out", str(out), *extra])
     script.main()
     return capsys.readouterr().out
 
@@ -57,6 +57,15 @@ def test_parity_lightly_trains_both_sides_and_resumes(tmp_path, monkeypatch, cap
     assert again.count("skip simclr") == 2 and len(out.read_text().splitlines()) == 2
     result = json.loads(next(line for line in again.splitlines() if line.startswith("RESULT ")).removeprefix("RESULT "))
     assert result["table"][0]["verdict"] in ("better", "within", "below")
+
+    # a trial of a method option: one more selfsup line, keyed and tabled by its options
+    trial = run(script, monkeypatch, capsys, tmp_path, out, "--option", "temperature=0.3", "--sides", "selfsup")
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 3 and rows[2]["options"] == {"temperature": 0.3}
+    assert rows[2]["settings"]["method_options"]["temperature"] == 0.3
+    table = json.loads(next(line for line in trial.splitlines() if line.startswith("RESULT "))
+                       .removeprefix("RESULT "))["table"][0]
+    assert table["selfsup"] == [rows[2]["knn_top1"]] and table["lightly"] == [rows[1]["knn_top1"]]
 
 
 def test_verdict_against_the_peers_seed_range():

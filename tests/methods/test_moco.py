@@ -123,3 +123,21 @@ def test_shuffled_batchnorm_chunks():
     assert torch.allclose(interleaved[1::2], norm(x[1::2]), atol=1e-6)
     norm.eval()  # with running statistics the chunking changes nothing
     assert torch.allclose(forward_in_chunks(norm, x, 4, interleave=True), norm(x), atol=1e-6)
+
+
+def test_symmetric_loss_is_the_demos_sum_and_enqueues_both_keys():
+    """The MoCo CIFAR demo's ``symmetric``: L(q1, k2) + L(q2, k1), keys [k1, k2] enqueued."""
+    moco = make_moco(symmetric=True, queue_size=32)
+    moco.eval()
+    x1, x2 = views()
+    queue_before = moco.queue.features.clone()
+    out = moco.training_step([x1, x2])
+    q1, q2 = (moco.projector(moco.backbone(x)) for x in (x1, x2))
+    k1, k2 = (F.normalize(moco.key_projector(moco.key_backbone(x)), dim=1) for x in (x1, x2))
+    expected = info_nce(q1, k2, queue_before, 0.2) + info_nce(q2, k1, queue_before, 0.2)
+    assert torch.allclose(out["loss"], expected, atol=1e-5)
+    assert not torch.allclose(out["loss"], info_nce(q1, k2, queue_before, 0.2), atol=1e-3)
+    assert out["paired"].shape == out["embeddings"].shape
+    moco.after_optimizer_step(0.0)
+    assert torch.allclose(moco.queue.features[:16], torch.cat([k1, k2]), atol=1e-6)
+    assert moco.queue.pointer.item() == 16
