@@ -65,9 +65,10 @@ seconds of training and in all, settings, load); runs already there are skipped,
 job resumes where it stopped. The final table reads every matching line of ``--out``: for
 each method our mean and [min, max] over seeds, Lightly's, the verdict (``better``: our
 mean above Lightly's best seed; ``within``: inside Lightly's seed range; ``below``: under
-its worst seed) and both sides' training wall time per run. ``--option KEY=VALUE`` (with
-``--sides selfsup``) is a trial of a selfsup method option: its lines carry ``options`` and
-the table compares them with Lightly's lines. Wall time is training only
+its worst seed) and both sides' training wall time per run. ``--set KEY=VALUE`` (with
+``--sides selfsup``) is a trial of a selfsup setting (a ``PretrainConfig`` field such as
+``weight_decay``, else a method option such as ``symmetric``): its lines carry ``options``
+and the table compares them with Lightly's lines. Wall time is training only
 (selfsup: ``trainer.fit``, i.e. steps, label-free monitors and the per-epoch checkpoint;
 Lightly: its loop, workers included), each side as its user runs it (selfsup: its default
 precision and channels_last; Lightly: fp32 as in its examples).
@@ -77,6 +78,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import math
 import os
@@ -90,7 +92,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the helpers of train_vs_lightly.py
 
 import torch  # noqa: E402
-import yaml  # noqa: E402
 from torch import nn  # noqa: E402
 
 from train_vs_lightly import IMAGENET_MEAN, IMAGENET_STD, WAIT_POLICY, StepTimer, _one_thread, knn_top1  # noqa: E402
@@ -100,9 +101,11 @@ from selfsup.config import PretrainConfig  # noqa: E402
 from selfsup.data.cache import cached_folder_source  # noqa: E402
 from selfsup.data.sources import image_files  # noqa: E402
 from selfsup.devices import Placement, cuda_count  # noqa: E402
+from selfsup.methods.options import parse_value  # noqa: E402
 from selfsup.train.speed import keep_freed_memory  # noqa: E402
 
 METHODS = ("simclr", "moco", "byol", "simsiam", "barlowtwins", "vicreg", "swav", "dino", "nnclr", "dcl")
+CONFIG_FIELDS = {f.name for f in dataclasses.fields(PretrainConfig)}  # --set KEY=VALUE: these go to the config
 KEY = ("method", "side", "seed", "epochs", "train_size", "test_size", "batch_size", "options")
 
 
@@ -406,7 +409,8 @@ def selfsup_config(name, folder, args, seed, out, **extra) -> PretrainConfig:
     return PretrainConfig(data=str(folder), method=name, backbone="smallcnn", image_size=32, epochs=args.epochs,
                           batch_size=args.batch_size, seed=seed, holdout=0.0, accelerator=args.accelerator,
                           cache_dir=str(args.cache_dir), report=False, out=str(out),
-                          method_options=args.options or None, **extra)
+                          method_options={k: v for k, v in args.options.items() if k not in CONFIG_FIELDS} or None,
+                          **{k: v for k, v in args.options.items() if k in CONFIG_FIELDS}, **extra)
 
 
 def selfsup_train(name, folder, args, seed, root):
@@ -592,8 +596,8 @@ def estimate(args, folder, train, test, device, root) -> dict:
 def parse_option(text: str) -> tuple[str, object]:
     name, sep, value = text.partition("=")
     if not sep or not name:
-        raise SystemExit(f"--option {text!r}: expected KEY=VALUE, e.g. symmetric=true")
-    return name, yaml.safe_load(value)
+        raise SystemExit(f"--set {text!r}: expected KEY=VALUE, e.g. symmetric=true")
+    return name, parse_value(value)
 
 
 def main() -> None:
@@ -617,9 +621,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--workers", type=int, default=None,
                         help="Lightly's DataLoader workers (default min(8, CPUs), the benchmark's 8)")
-    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                        help="a trial: a selfsup method option (value read as YAML), recorded in the line's "
-                             "\"options\"; the table then reads only lines with the same options")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="option",
+                        help="a trial: a selfsup setting, a PretrainConfig field (lr, weight_decay, optimizer, "
+                             "warmup_epochs, precision, ...) or else a method option (value read as YAML); recorded "
+                             "in the line's \"options\", and the table then reads only lines with the same ones")
     parser.add_argument("--sides", nargs="+", default=["selfsup", "lightly"], choices=["selfsup", "lightly"])
     parser.add_argument("--work-dir", default=None, help="subset folder and decoded-image cache "
                                                          "(default $TMPDIR/selfsup-parity)")

@@ -137,8 +137,10 @@ class PretrainConfig:
 
 def read_options(path) -> dict:
     """The options of a YAML file (a run's config.yaml or a user's), checked to be known."""
+    from selfsup.methods.options import read_yaml  # 5e-4 read as a number
+
     try:
-        values = yaml.safe_load(Path(path).read_text())
+        values = read_yaml(Path(path).read_text())
     except (OSError, yaml.YAMLError) as error:
         raise ConfigError(f"config={str(path)!r}: cannot read ({error})") from None
     if not isinstance(values, dict):

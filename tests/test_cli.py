@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from selfsup.cli import build_parser, run
+from selfsup.cli import build_parser, parse_options, run
 from selfsup.config import ConfigError, PretrainConfig, from_dict
 
 
@@ -129,6 +129,18 @@ def test_method_options_reach_the_method_and_are_recorded(tmp_path, capsys):
     assert saved.temperature == 0.3
     method = Run(out).method()
     assert method.queue.features.shape[0] == 512 and method.temperature == 0.3
+
+
+def test_numbers_with_an_exponent_are_numbers_in_options_and_config_files(tmp_path):
+    """PyYAML (YAML 1.1) reads 5e-4 as the string '5e-4'; a user's 5e-4 is a number."""
+    from selfsup.config import read_options
+
+    assert parse_options(["temperature=5e-1", "lr=1E-3", "n=2e3", "name=e5", "v=1.5e+2"]) == \
+        {"temperature": 0.5, "lr": 0.001, "n": 2000.0, "name": "e5", "v": 150.0}
+    path = tmp_path / "config.yaml"
+    path.write_text("data: digits\nweight_decay: 5e-4\nlr: -1e-2\nmethod_options: {temperature: 2e-1}\n")
+    assert read_options(path) == {"data": "digits", "weight_decay": 5e-4, "lr": -0.01,
+                                  "method_options": {"temperature": 0.2}}
 
 
 @pytest.mark.parametrize("options, message", [

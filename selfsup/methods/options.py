@@ -6,6 +6,9 @@ naming the option and the accepted ones, before any work."""
 from __future__ import annotations
 
 import inspect
+import re
+
+import yaml
 
 from selfsup.errors import ConfigError
 
@@ -18,14 +21,26 @@ def option_defaults(cls) -> dict:
             if name not in INTERNAL and p.default is not inspect.Parameter.empty}
 
 
-def parse_value(text: str):
-    """A command-line value as YAML reads it: 0.5, 4096, true, none, [0.15, 0.2]."""
-    import yaml
+def read_yaml(text: str):
+    """``text`` as YAML's safe loader reads it, except that ``5e-4`` and ``1E3`` are numbers:
+    YAML 1.1 (PyYAML's) reads an exponent without a dot as a string, YAML 1.2 as a float."""
+    return yaml.load(text, Loader=_Loader)
 
+
+def parse_value(text: str):
+    """A command-line value as YAML reads it: 0.5, 5e-4, 4096, true, none, [0.15, 0.2]."""
     try:
-        return yaml.safe_load(text)
+        return read_yaml(text)
     except yaml.YAMLError:
         return text
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)[eE][-+]?[0-9]+$"),
+                              list("-+0123456789."))
 
 
 def check_options(cls, options: dict, where: str = "method_options") -> dict:

@@ -59,10 +59,12 @@ def test_parity_lightly_trains_both_sides_and_resumes(tmp_path, monkeypatch, cap
     assert result["table"][0]["verdict"] in ("better", "within", "below")
 
     # a trial of a method option: one more selfsup line, keyed and tabled by its options
-    trial = run(script, monkeypatch, capsys, tmp_path, out, "--option", "temperature=0.3", "--sides", "selfsup")
+    trial = run(script, monkeypatch, capsys, tmp_path, out, "--set", "temperature=0.3", "--set", "weight_decay=5e-4",
+                "--sides", "selfsup")
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert len(rows) == 3 and rows[2]["options"] == {"temperature": 0.3}
+    assert len(rows) == 3 and rows[2]["options"] == {"temperature": 0.3, "weight_decay": 5e-4}
     assert rows[2]["settings"]["method_options"]["temperature"] == 0.3
+    assert rows[2]["settings"]["weight_decay"] == 5e-4 != rows[0]["settings"]["weight_decay"]
     table = json.loads(next(line for line in trial.splitlines() if line.startswith("RESULT "))
                        .removeprefix("RESULT "))["table"][0]
     assert table["selfsup"] == [rows[2]["knn_top1"]] and table["lightly"] == [rows[1]["knn_top1"]]
