@@ -80,6 +80,7 @@ import argparse
 import copy
 import dataclasses
 import json
+import logging
 import math
 import os
 import shutil
@@ -645,6 +646,8 @@ def main() -> None:
     args.cache_dir = work / "cache"
     allocator = "keep_freed_memory" if keep_freed_memory() else "glibc default"  # both sides, as in B2
     warnings.filterwarnings("ignore", category=UserWarning)
+    for name in ("lightning.pytorch", "lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logging.getLogger(name).setLevel(logging.WARNING)  # Lightning's notices, as the command line silences them
 
     import lightly
 
