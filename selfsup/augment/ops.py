@@ -6,11 +6,13 @@ per-sample parameters (crop boxes, jitter factors, blur sigmas, masks) are drawn
 as tensors, so the result depends only on the generator's seed, never on global state or
 on the device. There is no Python loop over samples.
 
-Colour jitter, grayscale and their random application are folded into one per-sample
-affine colour transform (brightness, saturation and hue are linear in RGB, contrast is
-affine), applied with a single batched matrix product. Unlike torchvision, which applies
-the four jitters in a random order and clamps after each, we apply them in the fixed
-order brightness, contrast, saturation, hue and clamp once at the end.
+Colour jitter follows torchvision's ColorJitter and RandomGrayscale: brightness, contrast
+and saturation (linear or affine in RGB) are folded into one per-sample affine transform,
+applied with a single batched matrix product and clamped; hue is then shifted in HSV as
+``adjust_hue`` does, and grayscale comes last. torchvision draws an order of the four
+jitters per call and clamps after each; we keep the order brightness, contrast,
+saturation, hue. ``benchmarks/colour_jitter_fidelity.py`` measures the difference on
+CIFAR-10 images (BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -22,15 +24,9 @@ import torch.nn.functional as F
 
 # ITU-R 601 luma, as torchvision's rgb_to_grayscale
 LUMA = torch.tensor([0.299, 0.587, 0.114])
-# RGB -> YIQ; hue rotation is a rotation of the (I, Q) chroma plane
-RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114],
-                           [0.596, -0.274, -0.322],
-                           [0.211, -0.523, 0.312]])
-YIQ_TO_RGB = torch.linalg.inv(RGB_TO_YIQ)
-# M = LUMA_PART + CHROMA_PART is the identity; CHROMA_TURN is the chroma plane turned by 90 degrees
-LUMA_PART = YIQ_TO_RGB[:, :1] @ RGB_TO_YIQ[:1]  # every channel := luma
-CHROMA_PART = YIQ_TO_RGB[:, 1:] @ RGB_TO_YIQ[1:]
-CHROMA_TURN = YIQ_TO_RGB[:, 1:] @ torch.tensor([[0.0, -1.0], [1.0, 0.0]]) @ RGB_TO_YIQ[1:]
+LUMA_PART = torch.ones(3, 1) * LUMA  # every channel := luma
+CHROMA_PART = torch.eye(3) - LUMA_PART  # what saturation scales
+SEXTANT = torch.tensor([5.0, 3.0, 1.0])  # HSV -> RGB: where R, G and B sit on the hue circle, in sixths
 
 
 class SliceDraws:
@@ -90,38 +86,75 @@ def crop_boxes(images, size, center_x, center_y, width, height, flip=None) -> to
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
-def color_matrices(generator: torch.Generator, n: int, jitter_p: float, brightness: float,
-                   contrast: float, saturation: float, hue: float, grayscale_p: float):
-    """Per-sample colour transform ``x -> M x + c * mean_luma(x)`` as (M, c).
-
-    brightness b: x*b; contrast k: k*x + (1-k)*mean luma; saturation s: s*x + (1-s)*luma;
-    hue h: rotate the YIQ chroma plane by 2*pi*h; grayscale: replace RGB by luma."""
+def color_factors(generator, n: int, jitter_p: float, brightness: float, contrast: float, saturation: float,
+                  hue: float, grayscale_p: float):
+    """Per-sample (b, k, s, h, gray): ColorJitter's factors applied with probability ``jitter_p``
+    (identity where not: 1, 1, 1, 0) and RandomGrayscale's flags."""
     jitter = bernoulli(generator, n, jitter_p)
     b = torch.where(jitter, uniform(generator, n, max(0, 1 - brightness), 1 + brightness), 1.0)
     k = torch.where(jitter, uniform(generator, n, max(0, 1 - contrast), 1 + contrast), 1.0)
     s = torch.where(jitter, uniform(generator, n, max(0, 1 - saturation), 1 + saturation), 1.0)
     h = torch.where(jitter, uniform(generator, n, -hue, hue), 0.0)
     gray = bernoulli(generator, n, grayscale_p)
-    return color_transform(b, k, s, h, gray)
+    return b, k, s, h, gray
 
 
-def color_transform(b, k, s, h, gray):
-    """(M, c) for per-sample brightness ``b``, contrast ``k``, saturation ``s``, hue ``h``
-    and grayscale flags ``gray`` (each of shape (n,)).
+def color_jitter(x: torch.Tensor, generator, jitter_p: float, brightness: float, contrast: float,
+                 saturation: float, hue: float, grayscale_p: float) -> torch.Tensor:
+    """torchvision's ``RandomApply([ColorJitter(b, c, s, h)], jitter_p)`` then
+    ``RandomGrayscale(grayscale_p)`` on a batch in [0, 1], factors drawn per sample."""
+    b, k, s, h, gray = color_factors(generator, len(x), jitter_p, brightness, contrast, saturation, hue,
+                                     grayscale_p)
+    x = apply_color(x, *color_transform(b, k, s))
+    return grayscale(shift_hue(x, h), gray)
 
-    In YIQ, saturation scales the chroma plane (I, Q), hue rotates it and luma Y stays, so
-    ``M = b k YIQ_TO_RGB diag(1, s R(2 pi h)) RGB_TO_YIQ``, and grayscale is ``s = 0``.
-    Written out, ``M = b k (LUMA_PART + s cos CHROMA_PART + s sin CHROMA_TURN)``: a few
-    elementwise operations for the whole batch (no matrix product, whose summation order
-    could depend on the batch size and so differ between one process and several)."""
-    angle = 2 * math.pi * h
+
+def color_transform(b, k, s):
+    """(M, c) of ``x -> M x + c * mean_luma(x)`` for per-sample brightness ``b``, contrast ``k``
+    and saturation ``s`` (each of shape (n,)), as torchvision's adjust_* functions define them:
+    brightness ``b x``; contrast ``k x + (1 - k) mean luma``; saturation ``s x + (1 - s) luma``.
+    Composed, ``M = b k (LUMA_PART + s CHROMA_PART)``: a few elementwise operations for the
+    whole batch (no matrix product, whose summation order could depend on the batch size and
+    so differ between one process and several)."""
     scale = (b * k)[:, None, None]
-    chroma = torch.where(gray, 0.0, s)[:, None, None] * scale
-    matrix = scale * LUMA_PART + chroma * torch.cos(angle)[:, None, None] * CHROMA_PART \
-        + chroma * torch.sin(angle)[:, None, None] * CHROMA_TURN
-    # contrast blends with the mean luma of the brightened image; saturation, hue and
-    # grayscale leave a grey constant unchanged, so the offset passes through them as is
+    matrix = scale * LUMA_PART + (scale * s[:, None, None]) * CHROMA_PART
+    # contrast blends with the mean luma of the brightened image; saturation leaves a grey
+    # constant unchanged, so the offset passes through it as is
     return matrix, (1 - k) * b
+
+
+def shift_hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """The hue of each sample turned by ``shift`` (n,) of a full circle in HSV, saturation and
+    value kept: torchvision's ``adjust_hue``. Only samples with a shift are computed.
+
+    With v the largest channel, c = v - the smallest and H the hue in sixths of a turn, HSV
+    gives back channel n (5, 3, 1 for R, G, B) as ``v - c clamp(min(k, 4 - k), 0, 1)``, k =
+    (n + H) mod 6; ``min(k, 4 - k)`` is written ``2 - |((n + 1 + H) mod 6) - 3|``, which
+    is the same on the clamp's range and takes fewer passes over the batch."""
+    picked = shift.nonzero().squeeze(1)
+    if len(picked) == 0:
+        return x
+    picked = picked.to(x.device)
+    rgb = x.index_select(0, picked)
+    r, g, b = rgb[:, :1], rgb[:, 1:2], rgb[:, 2:]
+    value = torch.maximum(torch.maximum(r, g), b)  # elementwise: a reduction over 3 channels is slower
+    chroma = value - torch.minimum(torch.minimum(r, g), b)
+    # the hue in sixths, from the channel holding the maximum (red first, as torchvision); 0 for grey
+    sixths = torch.where(value == r, g - b, torch.where(value == g, torch.add(b - r, chroma, alpha=2),
+                                                        torch.add(r - g, chroma, alpha=4)))
+    sixths.div_(chroma.clamp_min(1e-12)).add_(6 * shift.to(x.device)[picked][:, None, None, None])
+    k = SEXTANT.to(x.device)[None, :, None, None] + 1 + sixths
+    k = k.sub_(k.div(6).floor_().mul_(6)).sub_(3).abs_()  # |(x mod 6) - 3|; remainder() is slower
+    out = torch.addcmul(value, chroma, k.neg_().add_(2).clamp_(0, 1), value=-1)  # grey pixels: c = 0
+    return x.index_copy(0, picked, out)
+
+
+def grayscale(x: torch.Tensor, flags: torch.Tensor) -> torch.Tensor:
+    """Samples flagged in ``flags`` (n,) replaced by their luma in every channel."""
+    if not bool(flags.any()):
+        return x
+    luma = (x * LUMA.to(x.device)[None, :, None, None]).sum(dim=1, keepdim=True)
+    return torch.where(flags.to(x.device)[:, None, None, None], luma.expand_as(x), x)
 
 
 def apply_color(x: torch.Tensor, matrix: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:

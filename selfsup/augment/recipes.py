@@ -108,9 +108,8 @@ def finish_view(cropped: torch.Tensor, spec: ViewSpec, generator: torch.Generato
 
 def colour_view(x: torch.Tensor, spec: ViewSpec, generator: torch.Generator, mean, std) -> torch.Tensor:
     if x.shape[1] == 3:
-        matrix, offset = ops.color_matrices(generator, x.shape[0], spec.jitter_p, spec.brightness,
-                                            spec.contrast, spec.saturation, spec.hue, spec.grayscale_p)
-        x = ops.apply_color(x, matrix, offset)
+        x = ops.color_jitter(x, generator, spec.jitter_p, spec.brightness, spec.contrast, spec.saturation,
+                             spec.hue, spec.grayscale_p)
     elif spec.jitter_p > 0:
         warn_not_rgb(x.shape[1])
         x = ops.channel_jitter(x, generator, spec.jitter_p, spec.brightness, spec.contrast)

@@ -146,9 +146,7 @@ class Image(Modality):
             x = CONTRAST[level] * x + (1 - CONTRAST[level]) * x.mean(dim=(2, 3), keepdim=True)
         else:  # contrast: blend with the mean luma, the same transform as colour jitter
             ones = torch.ones(n)
-            matrix, offset = ops.color_transform(ones, torch.full((n,), CONTRAST[level]), ones, torch.zeros(n),
-                                                 torch.zeros(n, dtype=torch.bool))
-            x = ops.apply_color(x, matrix, offset)
+            x = ops.apply_color(x, *ops.color_transform(ones, torch.full((n,), CONTRAST[level]), ones))
         return x.clamp_(0, 1).mul_(255).round_().to(torch.uint8)
 
     def thumbnail(self, sample, mean=None, std=None) -> str:

@@ -45,54 +45,64 @@ def test_crop_boxes_stay_inside_and_vary(generator):
 
 def test_color_matches_torchvision_for_each_adjustment():
     x = images(1, 8).float() / 255
-    one, no = torch.ones(1), torch.zeros(1, dtype=torch.bool)
+    one = torch.ones(1)
     adjust = {"brightness": TF.adjust_brightness, "contrast": TF.adjust_contrast,
               "saturation": TF.adjust_saturation}
     for kind, reference in adjust.items():
         for factor in (0.5, 1.3):
             b, k, s = [factor * one if kind == name else one for name in adjust]
-            matrix, offset = ops.color_transform(b, k, s, 0 * one, no)
-            assert torch.allclose(ops.apply_color(x.clone(), matrix, offset), reference(x, factor),
+            assert torch.allclose(ops.apply_color(x.clone(), *ops.color_transform(b, k, s)), reference(x, factor),
                                   atol=1e-3), kind
-    matrix, offset = ops.color_transform(one, one, one, 0 * one, ~no)
-    assert torch.allclose(ops.apply_color(x.clone(), matrix, offset),
+    assert torch.allclose(ops.grayscale(x, torch.ones(1, dtype=torch.bool)),
                           TF.rgb_to_grayscale(x, num_output_channels=3), atol=1e-3)
 
 
-def test_no_jitter_is_identity_matrix():
-    matrix, offset = ops.color_matrices(torch.Generator().manual_seed(0), 5, jitter_p=0.0,
-                                        brightness=0.8, contrast=0.8, saturation=0.8, hue=0.2,
-                                        grayscale_p=0.0)
-    assert torch.allclose(matrix, torch.eye(3).expand(5, 3, 3), atol=1e-6)
-    assert torch.equal(offset, torch.zeros(5))
+def test_hue_is_torchvisions_hsv_shift_per_sample():
+    x = images(6, 16).float() / 255
+    x[0, :, :4] = 0.5  # grey pixels, whose hue is undefined, stay grey
+    shifts = torch.tensor([0.1, -0.1, 0.5, -0.5, 0.03, 0.0])
+    out = ops.shift_hue(x, shifts)
+    for i, shift in enumerate(shifts.tolist()):
+        assert torch.allclose(out[i], TF.adjust_hue(x[i], shift), atol=1e-5), shift
+    assert torch.equal(out[5], x[5]) and torch.allclose(out[0, :, :4], x[0, :, :4])
+    assert torch.allclose(out.amax(dim=1), x.amax(dim=1), atol=1e-6)  # HSV value kept
+
+
+def test_color_jitter_is_torchvisions_jitter_then_grayscale():
+    """All four jitters: torchvision in the order brightness, contrast, saturation, hue
+    (clamping after each, where we clamp once before the hue), then grayscale; mid-range
+    pixels, so that where the clamps fall makes no difference."""
+    x = images(32, 16).float() / 255 * 0.4 + 0.3
+    draws = ops.color_factors(torch.Generator().manual_seed(3), 32, 1.0, 0.4, 0.4, 0.4, 0.1, 0.25)
+    out = ops.color_jitter(x.clone(), torch.Generator().manual_seed(3), 1.0, 0.4, 0.4, 0.4, 0.1, 0.25)
+    b, k, s, h, gray = draws
+    for i in range(32):
+        y = TF.adjust_hue(TF.adjust_saturation(TF.adjust_contrast(TF.adjust_brightness(
+            x[i], float(b[i])), float(k[i])), float(s[i])), float(h[i]))
+        if gray[i]:
+            y = TF.rgb_to_grayscale(y, num_output_channels=3)
+        assert torch.allclose(out[i], y, atol=5e-4), i  # torchvision's luma weighs red 0.2989
+    assert 0 < int(gray.sum()) < 32 and h.abs().min() > 0
+
+
+def test_no_jitter_is_identity():
+    x = images(5, 8).float() / 255
+    out = ops.color_jitter(x.clone(), torch.Generator().manual_seed(0), jitter_p=0.0, brightness=0.8, contrast=0.8,
+                           saturation=0.8, hue=0.2, grayscale_p=0.0)
+    assert torch.allclose(out, x, atol=1e-6)
 
 
 def test_jitter_factor_ranges_respected():
-    gen = torch.Generator().manual_seed(0)
-    matrix, offset = ops.color_matrices(gen, 1000, jitter_p=1.0, brightness=0.4, contrast=0.0,
-                                        saturation=0.0, hue=0.0, grayscale_p=0.0)
-    brightness = matrix[:, 0, 0]
-    assert brightness.min() >= 0.6 - 1e-6 and brightness.max() <= 1.4 + 1e-6
-    assert brightness.min() < 0.65 and brightness.max() > 1.35
-    assert torch.allclose(matrix[:, 0, 1], torch.zeros(1000), atol=1e-6)
-
-
-def test_hue_rotation_keeps_grey_and_luma():
-    gen = torch.Generator().manual_seed(0)
-    matrix, offset = ops.color_matrices(gen, 16, jitter_p=1.0, brightness=0, contrast=0,
-                                        saturation=0, hue=0.5, grayscale_p=0)
-    grey = torch.full((16, 3, 4, 4), 0.4)
-    assert torch.allclose(ops.apply_color(grey, matrix, offset), grey, atol=1e-5)
-    x = images(16, 4).float() / 255 * 0.2 + 0.4  # stays in range after rotation
-    luma = lambda t: torch.einsum("c,nchw->nhw", ops.LUMA, t)
-    assert torch.allclose(luma(ops.apply_color(x, matrix, offset)), luma(x), atol=2e-3)
+    b, k, s, h, gray = ops.color_factors(torch.Generator().manual_seed(0), 1000, jitter_p=1.0, brightness=0.4,
+                                         contrast=0.0, saturation=0.0, hue=0.1, grayscale_p=0.0)
+    assert b.min() >= 0.6 - 1e-6 and b.max() <= 1.4 + 1e-6 and b.min() < 0.65 and b.max() > 1.35
+    assert h.min() >= -0.1 and h.max() <= 0.1 and h.min() < -0.09 and h.max() > 0.09
+    assert torch.equal(k, torch.ones(1000)) and torch.equal(s, torch.ones(1000)) and not gray.any()
 
 
 def test_grayscale_makes_channels_equal():
-    gen = torch.Generator().manual_seed(0)
-    matrix, offset = ops.color_matrices(gen, 4, jitter_p=0.0, brightness=0, contrast=0,
-                                        saturation=0, hue=0, grayscale_p=1.0)
-    out = ops.apply_color(images(4).float() / 255, matrix, offset)
+    out = ops.color_jitter(images(4).float() / 255, torch.Generator().manual_seed(0), jitter_p=0.0, brightness=0,
+                           contrast=0, saturation=0, hue=0, grayscale_p=1.0)
     assert torch.allclose(out[:, 0], out[:, 1]) and torch.allclose(out[:, 1], out[:, 2])
 
 
