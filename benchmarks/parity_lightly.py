@@ -102,7 +102,8 @@ from selfsup.config import PretrainConfig  # noqa: E402
 from selfsup.data.cache import cached_folder_source  # noqa: E402
 from selfsup.data.sources import image_files  # noqa: E402
 from selfsup.devices import Placement, cuda_count  # noqa: E402
-from selfsup.methods.options import parse_value  # noqa: E402
+from selfsup.cli import parse_options  # noqa: E402
+from selfsup.errors import ConfigError  # noqa: E402
 from selfsup.train.speed import keep_freed_memory  # noqa: E402
 
 METHODS = ("simclr", "moco", "byol", "simsiam", "barlowtwins", "vicreg", "swav", "dino", "nnclr", "dcl")
@@ -594,13 +595,6 @@ def estimate(args, folder, train, test, device, root) -> dict:
             "job_hours": round(total / 3600, 2), "training_hours": round(training * len(args.seeds) / 3600, 2)}
 
 
-def parse_option(text: str) -> tuple[str, object]:
-    name, sep, value = text.partition("=")
-    if not sep or not name:
-        raise SystemExit(f"--set {text!r}: expected KEY=VALUE, e.g. symmetric=true")
-    return name, parse_value(value)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="/tmp/cifar/cifar10-jpg", help="folder with train/ and test/ class folders")
@@ -630,7 +624,10 @@ def main() -> None:
     parser.add_argument("--work-dir", default=None, help="subset folder and decoded-image cache "
                                                          "(default $TMPDIR/selfsup-parity)")
     args = parser.parse_args()
-    args.options = dict(parse_option(text) for text in args.option)
+    try:
+        args.options = parse_options(args.option, flag="set")
+    except ConfigError as error:
+        parser.error(str(error))
     tiny = args.dry_run
     args.seeds = args.seeds if args.seeds is not None else [0] if tiny else [0, 1]
     args.epochs = args.epochs or (1 if tiny else 20)
